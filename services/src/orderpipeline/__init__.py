@@ -1,0 +1,1 @@
+"""OrderPipeline services."""
