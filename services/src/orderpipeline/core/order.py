@@ -1,0 +1,146 @@
+"""The one order schema every service shares, its parser and order id generation.
+
+An order on the `orders` topic is a JSON object:
+    {"order_id": "ord_01JD3...", "customer_id": 4821, "amount": 312.5, "currency": "USD",
+     "country": "DE", "status": "CREATED", "created_at": "2026-11-27T03:40:00.123Z",
+     "source": "order-service"}
+Validation is strict (no string-to-number coercion): a message that does not match goes to the
+dead-letter topic with the reason, it never stops a consumer.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+DEFAULT_MAX_ORDER_BYTES = 65536
+
+
+class InvalidMessage(Exception):
+    """A message that is not a valid order. `reason` is short and safe to put in a header."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Order(BaseModel):
+    """A validated order. Immutable; extra fields are ignored for forward compatibility."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    order_id: Annotated[str, Field(min_length=1, max_length=128)]
+    customer_id: Annotated[int, Field(ge=0)]
+    # Money is a JSON number in the order's currency; never negative, never NaN or infinite.
+    amount: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    status: Annotated[str, Field(min_length=1, max_length=32)]
+    # Not strict: Python callers may pass the ISO string, as JSON does.
+    created_at: Annotated[AwareDatetime, Field(strict=False)]
+    source: Annotated[str, Field(min_length=1, max_length=128)] = "order-service"
+
+    @field_serializer("created_at")
+    def _iso_utc(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+    def to_json(self) -> bytes:
+        """The wire form (UTF-8 JSON, `created_at` as UTC with milliseconds and `Z`)."""
+        return self.model_dump_json().encode()
+
+
+def format_timestamp(value: datetime) -> str:
+    """`2026-11-27T03:40:00.123Z`: UTC, millisecond precision, the form every topic uses."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    """The current time in the topics' timestamp form."""
+    return format_timestamp(datetime.now(UTC))
+
+
+def _describe(exc: ValidationError) -> str:
+    """One short line naming the failing fields, e.g. `amount: greater_than_equal`."""
+    parts = []
+    for err in exc.errors()[:3]:
+        field = ".".join(str(p) for p in err["loc"]) or "message"
+        kind = err["type"]
+        if kind == "json_invalid":
+            return "not JSON"
+        if kind in ("model_type", "model_attributes_type"):
+            return "not a JSON object"
+        parts.append(f"{field}: {kind}")
+    more = len(exc.errors()) - 3
+    return ", ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> Order:
+    """Parse and validate one message value.
+
+    Raises InvalidMessage(reason) for: no value, oversized payload, not JSON, not an object,
+    missing fields, wrong types, a negative/NaN/infinite amount, malformed codes or timestamps.
+    """
+    if raw is None:
+        raise InvalidMessage("empty message")
+    if len(raw) > max_bytes:
+        raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
+    try:
+        return Order.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(_describe(exc)) from None
+
+
+# --- order ids ---------------------------------------------------------------------------------
+# ULID-like: 48 bits of milliseconds + 80 bits that start random each millisecond and increase
+# within it. Time-ordered, and unique across restarts (time moves on) and replicas (80 random
+# bits); no coordination needed. Crockford base32, 26 characters, prefixed "ord_".
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RFC4648 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+# Both alphabets map index -> symbol; translate RFC 4648 output symbol-for-symbol.
+_TO_CROCKFORD = bytes.maketrans(_RFC4648.encode(), _CROCKFORD.encode())
+_RANDOM_MAX = (1 << 80) - 1
+
+
+def _encode_time(ms: int) -> str:
+    return "".join(_CROCKFORD[(ms >> shift) & 31] for shift in range(45, -5, -5))
+
+
+class OrderIdGenerator:
+    """Monotonic ULID-style ids, `ord_` + 26 characters. Thread-safe."""
+
+    def __init__(self, prefix: str = "ord_") -> None:
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._time_part = ""
+        self._random = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms = ms
+                self._time_part = self._prefix + _encode_time(ms)
+                # Start in the lower half so a burst within one millisecond cannot overflow.
+                self._random = int.from_bytes(os.urandom(10)) >> 1
+            else:
+                # Same millisecond (or the clock stepped back): keep increasing, stay ordered.
+                self._random += 1
+                if self._random > _RANDOM_MAX:
+                    self._ms += 1
+                    self._time_part = self._prefix + _encode_time(self._ms)
+                    self._random = int.from_bytes(os.urandom(10)) >> 1
+            tail = base64.b32encode(self._random.to_bytes(10)).translate(_TO_CROCKFORD)
+            return self._time_part + tail.decode()
+
+
+new_order_id = OrderIdGenerator()
+"""The process-wide order id generator."""
