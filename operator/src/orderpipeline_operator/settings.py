@@ -1,0 +1,56 @@
+"""Operator settings: one pydantic BaseSettings read from OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_chart() -> Path:
+    """The repo's charts/webapp when running from a checkout, else the image's copy."""
+    checkout = Path(__file__).resolve().parents[3] / "charts" / "webapp"
+    return checkout if checkout.is_dir() else Path("/opt/charts/webapp")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPERATOR_", extra="ignore")
+
+    # Empty means every namespace (cluster-wide); else a comma-separated list.
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    helm_binary: str = "helm"
+    webapp_chart: Path = Field(default_factory=_default_chart)
+    helm_timeout_seconds: int = Field(default=300, ge=10)
+    # Each helm process costs ~50 MB and a CPU burst: bound them.
+    helm_concurrency: int = Field(default=4, ge=1)
+
+    default_image_tag: str = "0.1.0"
+    # How often every pipeline is compared with its children (drift, Secret changes).
+    resync_seconds: float = Field(default=30.0, gt=0)
+
+    peering_name: str = "orderpipeline-operator"
+    standalone: bool = False
+    liveness_port: int = 8080
+    metrics_port: int = 9090
+    log_format: str = "json"
+
+    field_manager: str = "orderpipeline-operator"
+    # The finalizer gives up on an uninstall that keeps failing after this many tries,
+    # so that a broken release never blocks the deletion of its pipeline forever.
+    uninstall_attempts: int = Field(default=5, ge=1)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
