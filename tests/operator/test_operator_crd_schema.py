@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from orderpipeline_operator.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]

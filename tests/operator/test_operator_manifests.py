@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from orderpipeline_operator.manifests.checksum import component_checksum
 from orderpipeline_operator.manifests.components import components
 from orderpipeline_operator.manifests.configmap import config_data, configmap
@@ -140,15 +139,16 @@ def test_pods_meet_the_restricted_pod_security_standard(name: str) -> None:
 
 
 def test_probes_target_the_health_port() -> None:
-    container = deployments(parse_spec(MINIMAL))["fraud"]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    container = deployments(parse_spec(MINIMAL))["fraud"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     assert container["ports"] == [{"name": "health", "containerPort": 8081, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    assert env_of({"spec": {"template": {"spec": {"containers": [container]}}}})[
-        "HEALTH_PORT"
-    ] == {"name": "HEALTH_PORT", "value": "8081"}
+    assert env_of({"spec": {"template": {"spec": {"containers": [container]}}}})["HEALTH_PORT"] == {
+        "name": "HEALTH_PORT",
+        "value": "8081",
+    }
 
 
 def test_resources_merge_spec_over_defaults() -> None:
