@@ -30,7 +30,9 @@ class Render(Protocol):
 
 
 class HelmRun(Protocol):
-    def __call__(self, *args: str | Path, check: bool = ...) -> subprocess.CompletedProcess[str]: ...
+    def __call__(
+        self, *args: str | Path, check: bool = ...
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def ci_values(chart: Path) -> list[Path]:
@@ -62,8 +64,19 @@ def by_kind(manifests: Iterable[Manifest], kind: str) -> list[Manifest]:
 
 def one(manifests: Iterable[Manifest], kind: str, name_suffix: str = "") -> Manifest:
     found = [m for m in by_kind(manifests, kind) if m["metadata"]["name"].endswith(name_suffix)]
-    assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[m['metadata']['name'] for m in found]}"
+    names = [m["metadata"]["name"] for m in found]
+    assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {names}"
     return found[0]
+
+
+def names(manifests: Iterable[Manifest], kind: str) -> list[str]:
+    return [m["metadata"]["name"] for m in by_kind(manifests, kind)]
+
+
+def container_env(deployment: Manifest) -> dict[str, Any]:
+    """name -> value (or the valueFrom dict) of the first container's env."""
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in env}
 
 
 def pod_specs(manifests: Iterable[Manifest]) -> list[tuple[str, dict[str, Any]]]:
@@ -110,7 +123,7 @@ def render(helm_run: HelmRun) -> Render:
         chart: Path,
         release: str = "rel",
         values: Iterable[Path] = (),
-        sets: Mapping[str, str] = {},  # noqa: B006 - read only
+        sets: Mapping[str, str] = {},
         namespace: str = "default",
     ) -> list[Manifest]:
         result = helm_run(*template_args(chart, release, values, sets, namespace))

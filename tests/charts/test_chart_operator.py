@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OPERATOR, ROOT, HelmRun, Render, by_kind, ci_values, one
+from conftest import OPERATOR, ROOT, HelmRun, Render, by_kind, ci_values, container_env, one
 
 REPOSITORY_CRD = ROOT / "crds" / "orderpipelines.yaml"
 CHART_CRD = OPERATOR / "files" / "orderpipelines.yaml"
@@ -21,7 +21,7 @@ def test_lint_strict_passes_for_every_ci_scenario(helm_run: HelmRun, values: Pat
 
 def test_chart_crd_copy_equals_the_repository_crd() -> None:
     assert CHART_CRD.read_bytes() == REPOSITORY_CRD.read_bytes(), (
-        "charts/orderpipeline-operator/files/orderpipelines.yaml differs from crds/orderpipelines.yaml:"
+        "the chart's CRD copy differs from crds/orderpipelines.yaml:"
         " run `cp crds/orderpipelines.yaml charts/orderpipeline-operator/files/`"
     )
 
@@ -82,8 +82,7 @@ def test_namespaced_mode_grants_workloads_only_in_the_watched_namespaces(render:
     cluster_resources = {resource for _, resource, _ in _rules(one(manifests, "ClusterRole"))}
     assert cluster_resources == {"customresourcedefinitions", "namespaces"}
     deployment = one(manifests, "Deployment")
-    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["OPERATOR_NAMESPACES"] == "orders-a,orders-b"
+    assert container_env(deployment)["OPERATOR_NAMESPACES"] == "orders-a,orders-b"
 
 
 def test_operator_pod_is_restricted_with_writable_tmp(render: Render) -> None:
@@ -96,8 +95,9 @@ def test_operator_pod_is_restricted_with_writable_tmp(render: Render) -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["HELM_DRIVER"] == "configmap"  # release records without Secret access
+    assert (
+        container_env(deployment)["HELM_DRIVER"] == "configmap"
+    )  # release records without Secret access
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
@@ -110,6 +110,8 @@ def test_operator_pod_is_restricted_with_writable_tmp(render: Render) -> None:
         ({"watchNamespace[0]": "orders"}, "watchNamespace"),
     ],
 )
-def test_schema_rejects_bad_values_naming_the_field(render_error: Any, sets: dict[str, str], where: str) -> None:
+def test_schema_rejects_bad_values_naming_the_field(
+    render_error: Any, sets: dict[str, str], where: str
+) -> None:
     stderr = render_error(OPERATOR, sets)
     assert "schema" in stderr and where in stderr, stderr

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import WEBAPP, HelmRun, Render, by_kind, ci_values, one, pod_specs
+from conftest import (
+    WEBAPP,
+    HelmRun,
+    Render,
+    by_kind,
+    ci_values,
+    container_env,
+    names,
+    one,
+    pod_specs,
+)
 
 SCENARIOS = ci_values(WEBAPP)
 QUICKSTART = WEBAPP / "ci" / "quickstart-values.yaml"
@@ -24,8 +34,8 @@ def test_lint_strict_passes_for_every_ci_scenario(helm_run: HelmRun, values: Pat
 @pytest.mark.parametrize("release", ["shop", "orders-webapp", "x"])
 def test_every_name_is_derived_from_the_release(render: Render, release: str) -> None:
     manifests = render(WEBAPP, release=release, sets=EXISTING_SECRET)
-    names = {m["metadata"]["name"] for m in manifests}
-    assert all(name.startswith(release) for name in names), names
+    all_names = {m["metadata"]["name"] for m in manifests}
+    assert all(name.startswith(release) for name in all_names), all_names
     services = {m["metadata"]["name"] for m in by_kind(manifests, "Service")}
     ingress = one(manifests, "Ingress")
     backends = {
@@ -35,8 +45,8 @@ def test_every_name_is_derived_from_the_release(render: Render, release: str) ->
     }
     assert backends <= services, f"Ingress points at {backends}, Services are {services}"
     dashboard = one(manifests, "Deployment", "-dashboard")
-    env = {e["name"]: e.get("value") for e in dashboard["spec"]["template"]["spec"]["containers"][0]["env"]}
-    backend_host = re.match(r"http://([^:]+):8000$", env["BACKEND_URL"])
+    backend_url = container_env(dashboard)["BACKEND_URL"]
+    backend_host = re.match(r"http://([^:]+):8000$", backend_url)
     assert backend_host and backend_host.group(1) in services
 
 
@@ -71,7 +81,8 @@ def test_ingress_refuses_class_name_together_with_class_annotation(helm_run: Hel
 
 
 def test_ingress_sends_api_to_the_backend_and_the_rest_to_the_dashboard(render: Render) -> None:
-    manifests = render(WEBAPP, release="web", sets={**EXISTING_SECRET, "ingress.host": "orders.test"})
+    sets = {**EXISTING_SECRET, "ingress.host": "orders.test"}
+    manifests = render(WEBAPP, release="web", sets=sets)
     rule = one(manifests, "Ingress")["spec"]["rules"][0]
     assert rule["host"] == "orders.test"
     routes = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
@@ -79,9 +90,9 @@ def test_ingress_sends_api_to_the_backend_and_the_rest_to_the_dashboard(render: 
 
 
 def test_ingress_tls_uses_the_named_secret(render: Render) -> None:
-    sets = {**EXISTING_SECRET, "ingress.tls.enabled": "true", "ingress.tls.secretName": "orders-tls"}
+    sets = {**EXISTING_SECRET, "ingress.tls.enabled": "true", "ingress.tls.secretName": "tls"}
     tls = one(render(WEBAPP, sets=sets), "Ingress")["spec"]["tls"]
-    assert tls == [{"hosts": ["orders.local"], "secretName": "orders-tls"}]
+    assert tls == [{"hosts": ["orders.local"], "secretName": "tls"}]
 
 
 def test_httproute_replaces_the_ingress_when_chosen(render: Render) -> None:
@@ -134,7 +145,8 @@ def _backend_env(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_couchbase_credentials_come_from_the_existing_secret(render: Render) -> None:
-    manifests = render(WEBAPP, sets={"couchbase.existingSecret": "capella", "couchbase.passwordKey": "pw"})
+    sets = {"couchbase.existingSecret": "capella", "couchbase.passwordKey": "pw"}
+    manifests = render(WEBAPP, sets=sets)
     env = {e["name"]: e for e in _backend_env(manifests)}
     assert env["COUCHBASE_PASSWORD"] == {
         "name": "COUCHBASE_PASSWORD",
@@ -160,7 +172,8 @@ def test_missing_couchbase_credentials_fail_with_a_hint(render_error: Any) -> No
 
 
 def _checksums(manifests: list[dict[str, Any]]) -> dict[str, str]:
-    annotations = one(manifests, "Deployment", "-backend")["spec"]["template"]["metadata"]["annotations"]
+    backend = one(manifests, "Deployment", "-backend")
+    annotations = backend["spec"]["template"]["metadata"]["annotations"]
     return {k: v for k, v in annotations.items() if k.startswith("checksum/")}
 
 
@@ -186,8 +199,10 @@ def test_disruption_budgets_and_autoscalers_when_enabled(render: Render) -> None
         "dashboard.autoscaling.enabled": "true",
     }
     manifests = render(WEBAPP, release="r", sets=sets)
-    assert [m["metadata"]["name"] for m in by_kind(manifests, "PodDisruptionBudget")] == ["r-webapp-backend"]
-    hpas = {m["spec"]["scaleTargetRef"]["name"] for m in by_kind(manifests, "HorizontalPodAutoscaler")}
+    assert names(manifests, "PodDisruptionBudget") == ["r-webapp-backend"]
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"] for h in by_kind(manifests, "HorizontalPodAutoscaler")
+    }
     assert hpas == {"r-webapp-backend", "r-webapp-dashboard"}
     # The HPA owns the replica count: the Deployments must not fight it on upgrade.
     assert all("replicas" not in d["spec"] for d in by_kind(manifests, "Deployment"))
@@ -227,7 +242,9 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("sets", "where"), BAD_VALUES, ids=[w for _, w in BAD_VALUES])
-def test_schema_rejects_bad_values_naming_the_field(render_error: Any, sets: dict[str, str], where: str) -> None:
+def test_schema_rejects_bad_values_naming_the_field(
+    render_error: Any, sets: dict[str, str], where: str
+) -> None:
     stderr = render_error(WEBAPP, {**EXISTING_SECRET, **sets})
     assert "schema" in stderr and where in stderr, stderr
 
@@ -252,7 +269,8 @@ def test_every_value_has_a_helm_docs_comment(chart: str) -> None:
         if not match:
             continue
         indent, name, rest = len(match.group(1)), match.group(2), match.group(3).strip()
-        following = next((n for n in lines[i + 1 :] if n.strip() and not n.lstrip().startswith("#")), "")
+        rest_of_file = (n for n in lines[i + 1 :] if n.strip() and not n.lstrip().startswith("#"))
+        following = next(rest_of_file, "")
         child = key.match(following)
         is_section = not rest and child is not None and len(child.group(1)) > indent
         if is_section and not _documented(lines, i):
