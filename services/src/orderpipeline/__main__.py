@@ -6,7 +6,9 @@ Couchbase SDK it does not use. Configuration comes from the environment (see doc
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -21,10 +23,18 @@ SERVICES = {
 USAGE = "usage: orderpipeline {" + "|".join(SERVICES) + "} [--help]"
 
 
+def _docstring(service: str) -> str | None:
+    """The service module's docstring, read without importing it (help stays instant)."""
+    spec = importlib.util.find_spec(f"orderpipeline.{service}")
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, encoding="utf-8") as source:
+        return ast.get_docstring(ast.parse(source.read()))
+
+
 def _help(service: str | None = None) -> str:
     if service is not None:
-        module = importlib.import_module(f"orderpipeline.{service}")
-        doc = (module.__doc__ or SERVICES[service]).strip()
+        doc = (_docstring(service) or SERVICES[service]).strip()
         return (
             f"usage: orderpipeline {service}\n\n{doc}\n\n"
             "Configured by environment variables; see docs/services.md and docs/contracts.md."
@@ -52,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"variables, see --help)",
             file=sys.stderr,
         )
+        return 2
+    if importlib.util.find_spec(f"orderpipeline.{service}") is None:
+        print(f"service {service!r} is not installed in this build", file=sys.stderr)
         return 2
     module = importlib.import_module(f"orderpipeline.{service}")
     code: int = module.run()
