@@ -7,6 +7,7 @@ The original variable `COUCHBASE_HOST` (a bare host name) is still accepted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,9 +20,11 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
+    stop_any,
     stop_never,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 _SCHEMES = ("couchbase://", "couchbases://")
 
@@ -105,7 +108,7 @@ def _open(settings: CouchbaseSettings) -> CouchbaseHandle:
     try:
         bucket = cluster.bucket(settings.bucket)
         # Only KV is needed (and gocaves offers nothing else): do not wait for query et al.
-        bucket.wait_until_ready(
+        cluster.wait_until_ready(
             connect_timeout, WaitUntilReadyOptions(service_types=[ServiceType.KeyValue])
         )
         return CouchbaseHandle(cluster=cluster, collection=bucket.default_collection())
@@ -114,17 +117,38 @@ def _open(settings: CouchbaseSettings) -> CouchbaseHandle:
         raise
 
 
+def _discard_result(sleep: Callable[[float], object]) -> Callable[[float], None]:
+    def wrapped(seconds: float) -> None:
+        sleep(seconds)
+
+    return wrapped
+
+
+class _StopWhen(stop_base):
+    """Stop retrying once `predicate()` is true (the service was asked to stop)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._predicate()
+
+
 def connect(
     settings: CouchbaseSettings,
     *,
     give_up_after: float | None = None,
     on_retry: Callable[[BaseException], None] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> CouchbaseHandle:
     """Open the cluster, retrying with exponential back-off while it is unreachable.
 
     `give_up_after` seconds (None: never) bounds the retries; wrong credentials or a missing
     bucket fail at once, since retrying them would only hide the mistake. `on_retry(exc)` is
-    called before each wait (for a log line).
+    called before each wait (for a log line). A service passes its stop flag as `sleep`
+    (`StopFlag.wait`) and `should_stop`, so SIGTERM ends the waiting at once; it then gets
+    the last error raised.
     """
     from couchbase.exceptions import (
         AuthenticationException,
@@ -145,7 +169,11 @@ def connect(
     retrying = Retrying(
         retry=retry_if_exception(transient),
         wait=wait_exponential_jitter(initial=0.5, max=15.0),
-        stop=stop_never if give_up_after is None else stop_after_delay(give_up_after),
+        stop=stop_any(
+            stop_never if give_up_after is None else stop_after_delay(give_up_after),
+            _StopWhen(should_stop),
+        ),
+        sleep=_discard_result(sleep),
         before_sleep=before_sleep,
         reraise=True,
     )

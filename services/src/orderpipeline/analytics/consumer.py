@@ -1,0 +1,478 @@
+"""The analytics consumer loop: orders and payments in, Couchbase documents out, exactly once.
+
+Per batch and per partition it owns:
+1. skip messages below the partition's stored `next_offset` (already applied);
+2. claim each order document (`insert` with its `_source`, see store.py) and dead-letter
+   invalid messages (delivered before going on);
+3. apply the batch to the partition aggregate in memory (aggregate.py);
+4. write the aggregate with its new `next_offset` in one CAS-guarded replace;
+5. store the offsets for librdkafka's auto-commit.
+A crash anywhere repeats at most steps 1-4 for messages whose aggregate was not written,
+and step 1 or the claim makes the repetition count nothing twice. Couchbase, not the
+committed Kafka offset, decides where a partition resumes: on assignment the partition is
+paused until its aggregate is loaded, then it seeks to `next_offset`.
+
+When Couchbase does not answer, the batch is rewound (seek), every partition paused and the
+loop backs off exponentially while it keeps polling (so the group membership stays alive).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter
+
+from orderpipeline.analytics.aggregate import (
+    JsonDict,
+    PartitionAggregate,
+    Record,
+    apply_batch,
+    merge,
+)
+from orderpipeline.analytics.settings import AnalyticsSettings
+from orderpipeline.analytics.store import (
+    PAYMENT_PREFIX,
+    SOURCE_FIELD,
+    AggregateConflict,
+    AnalyticsStore,
+    PartitionId,
+    StoreUnavailable,
+    source_of,
+)
+from orderpipeline.core.deadletter import DeadLetters
+from orderpipeline.core.kafka import ErrorWatcher, consumer_config, producer_config
+from orderpipeline.core.logging import get_logger
+from orderpipeline.core.order import InvalidMessage, Order, parse_order
+from orderpipeline.core.runner import ServiceContext
+from orderpipeline.fraud import REASON, FraudRule, is_suspicious
+
+SKIPPED = Counter(
+    "orderpipeline_analytics_redelivered",
+    "Messages skipped because their partition aggregate already contains them",
+)
+DUPLICATES = Counter(
+    "orderpipeline_analytics_duplicates",
+    "Orders or payments not counted because another message already stored the same id",
+)
+CONFLICTS = Counter(
+    "orderpipeline_analytics_conflicts",
+    "Partition aggregate writes refused by CAS (another owner wrote first); reloaded",
+)
+BACKOFF_MAX_S = 15.0
+
+
+class DeliveryFailed(Exception):
+    """A dead letter was not delivered: treated like an unavailable store (retry later)."""
+
+
+@dataclass
+class Owned:
+    """A partition this process owns, with its aggregate as stored and the document's CAS."""
+
+    aggregate: PartitionAggregate
+    cas: int | None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A fresh message: which document it claims (if any) and what it counts if it owns it."""
+
+    offset: int
+    key: str | None = None
+    order: Order | None = None
+    payment: bool = False
+
+
+class Backoff:
+    """Exponential back-off with jitter, reset by the first success."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+    def fail(self) -> float:
+        delay: float = min(BACKOFF_MAX_S, 0.25 * 2.0**self.failures) * random.uniform(0.8, 1.2)
+        self.failures += 1
+        self.until = time.monotonic() + delay
+        return delay
+
+    def succeed(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        return time.monotonic() < self.until
+
+
+def parse_payment(raw: bytes | None, max_bytes: int) -> JsonDict:
+    """A payment record needs a JSON object with a non-empty string order_id."""
+    if raw is None:
+        raise InvalidMessage("empty message")
+    if len(raw) > max_bytes:
+        raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidMessage("not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage("not a JSON object")
+    order_id = value.get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        raise InvalidMessage("order_id: missing")
+    return value
+
+
+class AnalyticsConsumer:
+    """Consumes orders and payments until stopped; see the module docstring."""
+
+    def __init__(self, settings: AnalyticsSettings, ctx: ServiceContext, store: AnalyticsStore):
+        self.settings = settings
+        self.ctx = ctx
+        self.store = store
+        self.rule: FraudRule = settings.fraud_rule
+        self.log = get_logger(ctx.name)
+        self.watcher = ErrorWatcher(ctx.name)
+        self.producer = Producer(
+            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher)
+        )
+        self.consumer = Consumer(
+            consumer_config(
+                settings,
+                settings.group_id,
+                f"{ctx.name}-consumer",
+                error_cb=self.watcher,
+                stats_cb=ctx.metrics.record_librdkafka_stats,
+            )
+        )
+        self.dead_letters = DeadLetters(
+            self.producer, settings.dead_letter_topic, ctx.name, ctx.metrics
+        )
+        self.topics = (settings.orders_topic, settings.payments_topic)
+        self.owned: dict[PartitionId, Owned] = {}
+        self.pending: set[PartitionId] = set()
+        self.backoff = Backoff()
+        self._paused_all = False
+        self._dirty = False
+        self._last_publish = 0.0
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.consumer.subscribe(
+            list(self.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self.log.info("consuming", topics=list(self.topics), group=self.settings.group_id)
+        try:
+            while not self.ctx.stop.is_set():
+                self.step()
+            return 0
+        finally:
+            self.close()
+
+    def step(self) -> None:
+        """One iteration: load newly assigned partitions, consume a batch, apply it."""
+        self.ctx.health.beat()
+        self.watcher.raise_if_fatal()
+        if self.backoff.waiting:
+            self.consumer.consume(1, min(0.1, max(0.0, self.backoff.until - time.monotonic())))
+            return
+        if self._paused_all:
+            self._resume_owned()
+        if self.pending:
+            self._load_pending()
+            if self.backoff.waiting:
+                return
+        messages = self.consumer.consume(
+            self.settings.batch_size, self.settings.batch_timeout_seconds
+        )
+        if messages:
+            self._process(messages)
+        self.producer.poll(0)
+        self._maybe_publish()
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(10)
+        finally:
+            # Commits the stored offsets and leaves the group at once.
+            self.consumer.close()
+
+    # --- rebalances ----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Couchbase decides where each partition resumes: hold it until its aggregate is loaded.
+        consumer.assign(partitions)
+        consumer.pause(partitions)
+        self.pending.update(PartitionId(tp.topic, tp.partition) for tp in partitions)
+        self.log.info("partitions assigned", partitions=_names(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every applied batch is already written; nothing to finish.
+        for tp in partitions:
+            pid = PartitionId(tp.topic, tp.partition)
+            self.owned.pop(pid, None)
+            self.pending.discard(pid)
+        self.log.info("partitions revoked", partitions=_names(partitions))
+
+    def _load_pending(self) -> None:
+        pids = sorted(self.pending)
+        try:
+            loaded = self.store.load(pids)
+            self.store.write_manifest(self._partition_counts())
+        except StoreUnavailable as exc:
+            self._unavailable(exc, [])
+            return
+        for pid, stored in loaded.items():
+            self.owned[pid] = Owned(stored.aggregate, stored.cas)
+            self.pending.discard(pid)
+        self._seek(pids)
+        self.consumer.resume([TopicPartition(p.topic, p.partition) for p in pids])
+        self.log.info(
+            "partitions resumed from Couchbase",
+            positions={
+                f"{p.topic}[{p.partition}]": self.owned[p].aggregate.next_offset for p in pids
+            },
+        )
+        self._available()
+
+    def _partition_counts(self) -> dict[str, int]:
+        try:
+            metadata = self.consumer.list_topics(timeout=5.0)
+        except KafkaException as exc:
+            raise StoreUnavailable(f"no topic metadata: {exc}") from exc
+        return {
+            topic: len(metadata.topics[topic].partitions)
+            for topic in self.topics
+            if topic in metadata.topics and metadata.topics[topic].error is None
+        }
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        started = time.monotonic()
+        work: dict[PartitionId, list[Message]] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self.ctx.metrics.error("consume")
+                    self.watcher.check(err)
+                continue
+            pid = PartitionId(msg.topic() or "", msg.partition() or 0)
+            owned = self.owned.get(pid)
+            # A partition still loading is re-read from its stored offset once loaded.
+            if owned is None:
+                continue
+            if (msg.offset() or 0) < owned.aggregate.next_offset:
+                SKIPPED.inc()
+                continue
+            work.setdefault(pid, []).append(msg)
+        if not work:
+            return
+        for pid, msgs in work.items():
+            self.ctx.metrics.consumed(pid.topic, len(msgs))
+        try:
+            records = self._claim(work)
+        except (StoreUnavailable, DeliveryFailed) as exc:
+            self._unavailable(exc, list(work))
+            return
+        self._save(records)
+        self.ctx.metrics.processing_seconds.observe(time.monotonic() - started)
+
+    def _plan(self, pid: PartitionId, msg: Message, claims: dict[str, JsonDict]) -> Planned:
+        offset = msg.offset() or 0
+        source = source_of(pid.topic, pid.partition, offset)
+        max_bytes = self.settings.order_max_bytes
+        if pid.topic == self.settings.orders_topic:
+            order = parse_order(msg.value(), max_bytes)
+            doc = order.model_dump(mode="json")
+            key = order.order_id
+            claims.setdefault(key, {**doc, SOURCE_FIELD: source})
+            return Planned(offset, key, order=order)
+        payment = parse_payment(msg.value(), max_bytes)
+        key = PAYMENT_PREFIX + str(payment["order_id"])
+        claims.setdefault(key, {**payment, SOURCE_FIELD: source})
+        return Planned(offset, key, payment=True)
+
+    def _claim(self, work: dict[PartitionId, list[Message]]) -> dict[PartitionId, list[Record]]:
+        """Dead-letter the invalid, claim the documents; the records each partition applies."""
+        claims: dict[str, JsonDict] = {}
+        plans: dict[PartitionId, list[Planned]] = {}
+        dead: list[tuple[Message, str]] = []
+        for pid, msgs in work.items():
+            plan = plans[pid] = []
+            for msg in msgs:
+                try:
+                    plan.append(self._plan(pid, msg, claims))
+                except InvalidMessage as exc:
+                    dead.append((msg, exc.reason))
+                    plan.append(Planned(msg.offset() or 0))
+        self._send_dead_letters(dead)
+        owned_keys = self.store.claim(claims)
+        records: dict[PartitionId, list[Record]] = {}
+        for pid, plan in plans.items():
+            out = records[pid] = []
+            for p in plan:
+                mine = (
+                    p.key is not None
+                    and p.key in owned_keys
+                    and claims[p.key][SOURCE_FIELD] == source_of(pid.topic, pid.partition, p.offset)
+                )
+                if p.key is not None and not mine:
+                    DUPLICATES.inc()
+                if not mine:
+                    out.append(Record(p.offset))
+                elif p.order is not None:
+                    flagged = is_suspicious(p.order, self.rule)
+                    out.append(Record(p.offset, p.order, REASON if flagged else None))
+                else:
+                    out.append(Record(p.offset, payment=True))
+        return records
+
+    def _send_dead_letters(self, dead: list[tuple[Message, str]]) -> None:
+        if not dead:
+            return
+        failures: list[KafkaError] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        for msg, reason in dead:
+            self.ctx.metrics.error("invalid_message")
+            self.log.warning(
+                "invalid message sent to the dead-letter topic",
+                reason=reason,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+            )
+            while True:
+                try:
+                    self.dead_letters.send(msg, reason, delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+        # The offsets of these messages move on with the aggregate: deliver first.
+        if self.producer.flush(30) > 0 or failures:
+            raise DeliveryFailed(failures[0].str() if failures else "dead letters not delivered")
+
+    def _save(self, records: dict[PartitionId, list[Record]]) -> None:
+        stored: list[TopicPartition] = []
+        failed: list[PartitionId] = []
+        error: Exception | None = None
+        for pid, recs in records.items():
+            owned = self.owned.get(pid)
+            if owned is None:  # revoked while we worked (cannot happen between polls)
+                continue
+            aggregate = apply_batch(owned.aggregate, recs)
+            try:
+                cas = self.store.save(pid, aggregate, owned.cas)
+            except AggregateConflict:
+                CONFLICTS.inc()
+                self.log.warning(
+                    "partition aggregate written by another owner, reloading",
+                    topic=pid.topic,
+                    partition=pid.partition,
+                )
+                self.owned.pop(pid, None)
+                self.pending.add(pid)
+                self.consumer.pause([TopicPartition(pid.topic, pid.partition)])
+                continue
+            except StoreUnavailable as exc:
+                failed.append(pid)
+                error = exc
+                continue
+            self.owned[pid] = Owned(aggregate, cas)
+            stored.append(TopicPartition(pid.topic, pid.partition, aggregate.next_offset))
+            self._dirty = True
+        if stored:
+            try:
+                self.consumer.store_offsets(offsets=stored)
+            except KafkaException as exc:
+                # Revoked meanwhile: harmless, Couchbase holds the position.
+                self.log.warning("could not store offsets", error=str(exc))
+        if error is not None:
+            self._unavailable(error, failed)
+        else:
+            self._available()
+
+    # --- Couchbase outages ---------------------------------------------------------------------
+
+    def _seek(self, pids: list[PartitionId]) -> None:
+        for pid in pids:
+            owned = self.owned.get(pid)
+            if owned is not None:
+                self.consumer.seek(
+                    TopicPartition(pid.topic, pid.partition, owned.aggregate.next_offset)
+                )
+
+    def _unavailable(self, exc: Exception, rewind: list[PartitionId]) -> None:
+        """Forget the consumed-but-unwritten messages (seek back) and pause everything."""
+        self._seek(rewind)
+        assignment = self.consumer.assignment()
+        if assignment:
+            self.consumer.pause(assignment)
+        self._paused_all = True
+        delay = self.backoff.fail()
+        self.ctx.metrics.error("couchbase")
+        self.ctx.health.set_ready(False, f"couchbase unavailable: {exc}")
+        self.log.warning(
+            "couchbase unavailable, backing off", error=str(exc), retry_in_s=round(delay, 2)
+        )
+
+    def _available(self) -> None:
+        if self.backoff.failures:
+            self.log.info("couchbase available again")
+        self.backoff.succeed()
+        self.ctx.health.set_ready(True)
+
+    def _resume_owned(self) -> None:
+        # Pending partitions stay paused until their aggregate is loaded.
+        self.consumer.resume([TopicPartition(p.topic, p.partition) for p in self.owned])
+        self._paused_all = False
+
+    # --- running totals on the analytics topic -------------------------------------------------
+
+    def _maybe_publish(self) -> None:
+        now = time.monotonic()
+        if not self._dirty or now - self._last_publish < self.settings.publish_interval_seconds:
+            return
+        try:
+            aggregates, _ = self.store.read_all()
+        except StoreUnavailable as exc:
+            self.log.debug("running totals not published", error=str(exc))
+            return
+        self._last_publish = now
+        self._dirty = False
+        value = json.dumps(totals_message(merge(aggregates.values()))).encode()
+        try:
+            self.producer.produce(self.settings.analytics_topic, key=b"totals", value=value)
+            self.ctx.metrics.produced(self.settings.analytics_topic)
+        except BufferError:
+            self._dirty = True
+
+
+def totals_message(total: PartitionAggregate) -> dict[str, Any]:
+    """The running totals published to the analytics topic (the original's two fields first)."""
+    return {
+        "total_sales": round(float(total.sales), 2),
+        "order_count": total.orders,
+        "fraud_alerts": total.fraud_alerts,
+        "payments": total.payments,
+        "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

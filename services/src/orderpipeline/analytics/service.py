@@ -1,0 +1,48 @@
+"""`orderpipeline analytics`: connect to Couchbase once, then run the consumer loop."""
+
+from __future__ import annotations
+
+from orderpipeline.analytics.consumer import AnalyticsConsumer
+from orderpipeline.analytics.settings import AnalyticsSettings
+from orderpipeline.analytics.store import AnalyticsStore
+from orderpipeline.core.couchbase import connect
+from orderpipeline.core.logging import get_logger
+from orderpipeline.core.runner import EXIT_CONFIG, EXIT_OK, ServiceContext, run_service
+
+
+def _main(settings: AnalyticsSettings, ctx: ServiceContext) -> int:
+    from couchbase.exceptions import AuthenticationException, BucketNotFoundException
+
+    log = get_logger(ctx.name)
+
+    def waiting(exc: BaseException) -> None:
+        ctx.health.beat()
+        ctx.health.set_ready(False, "connecting to couchbase")
+        log.warning("waiting for couchbase", error=type(exc).__name__)
+
+    try:
+        handle = connect(
+            settings, on_retry=waiting, sleep=ctx.stop.wait, should_stop=ctx.stop.is_set
+        )
+    except (AuthenticationException, BucketNotFoundException) as exc:
+        log.error(
+            "cannot use couchbase: check COUCHBASE_USERNAME, COUCHBASE_PASSWORD and "
+            "COUCHBASE_BUCKET",
+            error=type(exc).__name__,
+        )
+        return EXIT_CONFIG
+    except Exception:
+        if ctx.stop.is_set():
+            return EXIT_OK
+        raise
+    log.info("connected to couchbase", bucket=settings.bucket)
+    ctx.health.set_ready(True)
+    try:
+        return AnalyticsConsumer(settings, ctx, AnalyticsStore(handle.collection)).run()
+    finally:
+        handle.close()
+
+
+def run() -> int:
+    """Entry point of `orderpipeline analytics`."""
+    return run_service("analytics", AnalyticsSettings, _main)

@@ -1,0 +1,26 @@
+"""Settings of `orderpipeline analytics`: Kafka, Couchbase, the fraud rule, batching."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from orderpipeline.core.couchbase import CouchbaseSettings
+from orderpipeline.fraud import FraudRule, FraudSettings
+
+
+class AnalyticsSettings(FraudSettings, CouchbaseSettings):
+    """Reads the same FRAUD_* variables as the fraud service, so both apply the same rule."""
+
+    group_id: str = Field("analytics-group", min_length=1, validation_alias="ANALYTICS_GROUP_ID")
+    # Larger batches amortise the per-partition aggregate write over more orders.
+    batch_size: int = Field(2000, ge=1, le=100_000, validation_alias="ANALYTICS_BATCH_SIZE")
+    batch_timeout_seconds: float = Field(
+        0.1, gt=0, le=10, validation_alias="ANALYTICS_BATCH_TIMEOUT_SECONDS"
+    )
+    publish_interval_seconds: float = Field(
+        1.0, gt=0, le=3600, validation_alias="ANALYTICS_PUBLISH_INTERVAL_SECONDS"
+    )
+
+    @property
+    def fraud_rule(self) -> FraudRule:
+        return FraudRule(self.amount_threshold, self.trusted_countries)
