@@ -53,14 +53,24 @@ def _rules(role: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_no_rule_reaches_secrets_or_rbac_or_wildcards(render: Render) -> None:
+def test_no_rule_grants_rbac_exec_or_wildcards(render: Render) -> None:
     for values in ci_values(OPERATOR):
         manifests = render(OPERATOR, values=[values])
         for role in by_kind(manifests, "ClusterRole") + by_kind(manifests, "Role"):
             for group, resource, verb in _rules(role):
-                assert resource != "secrets", role["metadata"]["name"]
-                assert "*" not in (group, resource, verb), role["metadata"]["name"]
-                assert group != "rbac.authorization.k8s.io", role["metadata"]["name"]
+                where = f"{role['metadata']['name']}: {group}/{resource} {verb}"
+                assert "*" not in (group, resource, verb), where
+                assert group != "rbac.authorization.k8s.io", where
+                assert "/" not in resource or resource.startswith("orderpipelines/"), where
+                assert resource not in {"nodes", "namespaces"} or verb in {"get", "list", "watch"}
+
+
+def test_namespaced_mode_reaches_secrets_only_in_the_watched_namespaces(render: Render) -> None:
+    manifests = render(OPERATOR, values=[OPERATOR / "ci" / "namespaced-values.yaml"])
+    cluster_role = one(manifests, "ClusterRole")
+    assert all(resource != "secrets" for _, resource, _ in _rules(cluster_role))
+    for role in by_kind(manifests, "Role"):
+        assert ("", "secrets", "get") in _rules(role), role["metadata"]["namespace"]
 
 
 def test_cluster_wide_mode_binds_one_cluster_role(render: Render) -> None:
@@ -95,9 +105,6 @@ def test_operator_pod_is_restricted_with_writable_tmp(render: Render) -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
-    assert (
-        container_env(deployment)["HELM_DRIVER"] == "configmap"
-    )  # release records without Secret access
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 

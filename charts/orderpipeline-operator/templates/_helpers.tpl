@@ -80,8 +80,13 @@ ClusterRole when it watches every namespace). Keep in step with docs/operator.md
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# What the webapp chart installs through helm (helm keeps its release records in
-# ConfigMaps: HELM_DRIVER=configmap, so the operator needs no access to Secrets).
+# Secrets: the operator reads the credentials an OrderPipeline references (to roll the
+# workers when they change) and helm keeps its release records in Secrets. This is why
+# watchNamespaces (Roles) is the least-privilege mode: cluster-wide it reaches every Secret.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# What the webapp chart installs through helm, and what helm watches while it waits.
 - apiGroups: [""]
   resources: ["services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
