@@ -1,0 +1,293 @@
+"""One reconcile of one OrderPipeline: children from the spec, then status from the children.
+
+Synchronous on purpose: kopf runs sync handlers in its thread pool, and the official
+`kubernetes` client and helm are blocking. A per-pipeline lock serialises the pipeline's
+own handlers with the ones triggered by its Deployments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from orderpipeline_operator.helm import Helm, HelmError, chart_digest
+from orderpipeline_operator.kube import Kube
+from orderpipeline_operator.manifests.checksum import component_checksum
+from orderpipeline_operator.manifests.components import ALL_COMPONENTS, Component, components
+from orderpipeline_operator.manifests.configmap import config_data, configmap
+from orderpipeline_operator.manifests.deployments import deployment
+from orderpipeline_operator.manifests.labels import deployment_name, release_name
+from orderpipeline_operator.manifests.webapp_values import values_checksum, webapp_values
+from orderpipeline_operator.metrics import (
+    PIPELINES_READY,
+    RECONCILE_ERRORS,
+    RECONCILE_SECONDS,
+    RECONCILES,
+)
+from orderpipeline_operator.settings import Settings
+from orderpipeline_operator.spec import PipelineSpec, parse_spec
+from orderpipeline_operator.status import (
+    WebappState,
+    WorkerState,
+    build_status,
+    is_ready,
+    status_changed,
+    worker_state,
+)
+
+
+class ReconcileError(Exception):
+    """A step failed; the message is for the user (status, Events)."""
+
+
+@dataclass
+class Operator:
+    """What the handlers share: clients, settings, and the status each pipeline was given."""
+
+    settings: Settings
+    kube: Kube
+    helm: Helm
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    # uid -> the status last written: the source of truth for "did anything change".
+    _written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _ready: set[str] = field(default_factory=set)
+
+    def lock(self, uid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def forget(self, uid: str) -> None:
+        with self._locks_guard:
+            self._locks.pop(uid, None)
+            self._written.pop(uid, None)
+            self._ready.discard(uid)
+            PIPELINES_READY.set(len(self._ready))
+
+    def last_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        uid = body["metadata"]["uid"]
+        return self._written.get(uid) or dict(body.get("status") or {})
+
+
+def _read_secrets(
+    op: Operator, namespace: str, wanted: list[Component]
+) -> tuple[dict[tuple[str, str], bytes | None], list[str]]:
+    refs = {r for c in wanted for r in (*c.secret_keys, *([c.ca_secret] if c.ca_secret else []))}
+    values: dict[tuple[str, str], bytes | None] = {}
+    problems: list[str] = []
+    for name in sorted({r.secret for r in refs}):
+        data = op.kube.secret_values(namespace, name)
+        if data is None:
+            problems.append(f"Secret {name!r} not found in namespace {namespace!r}")
+        for ref in (r for r in refs if r.secret == name):
+            values[(name, ref.key)] = None if data is None else data.get(ref.key)
+            if data is not None and ref.key not in data:
+                problems.append(f"Secret {name!r} has no key {ref.key!r} (for {ref.env})")
+    return values, problems
+
+
+def _owned(obj: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
+    kopf.adopt(obj, owner=dict(owner))  # type: ignore[arg-type]
+    return obj
+
+
+def apply_workers(
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec
+) -> tuple[dict[str, WorkerState], list[str]]:
+    """ConfigMap, then the Deployments (so a rolled pod sees the new settings)."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    wanted = components(spec)
+    secrets, problems = _read_secrets(op, namespace, wanted)
+    config = config_data(spec)
+    op.kube.apply(_owned(configmap(name, spec), body))
+    workers: dict[str, WorkerState] = {}
+    for comp in wanted:
+        checksum = component_checksum(comp, config, secrets)
+        manifest = deployment(name, spec, comp, checksum, op.settings.default_image_tag)
+        applied = op.kube.apply(_owned(manifest, body))
+        workers[comp.name] = worker_state(manifest["metadata"]["name"], comp.replicas, applied)
+    for unwanted in set(ALL_COMPONENTS) - {c.name for c in wanted}:
+        if op.kube.delete_deployment(namespace, deployment_name(name, unwanted)):
+            _event(body, "info", reason="Deleted", message=f"Deleted the {unwanted} Deployment")
+    return workers, problems
+
+
+def observe_workers(
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec
+) -> dict[str, WorkerState]:
+    """Read-only view of the Deployments (for a suspended pipeline)."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    out = {}
+    for comp in components(spec):
+        dep_name = deployment_name(name, comp.name)
+        out[comp.name] = worker_state(
+            dep_name, comp.replicas, op.kube.get_deployment(namespace, dep_name)
+        )
+    return out
+
+
+def ensure_webapp(
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, previous: Mapping[str, Any]
+) -> tuple[WebappState, str | None]:
+    """Install/upgrade the release only when its values or chart changed or it is not deployed."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    release = release_name(name)
+    current = op.kube.helm_release(namespace, release)
+    if not spec.webapp.enabled:
+        if current is not None:
+            op.helm.uninstall(release, namespace)
+            _event(body, "info", reason="Uninstalled", message=f"Uninstalled release {release}")
+        return WebappState(enabled=False, release=release), None
+    chart = op.settings.webapp_chart
+    values = webapp_values(spec, op.settings.default_image_tag)
+    checksum = values_checksum(values, chart_digest(chart))
+    applied = (previous.get("webapp") or {}).get("valuesChecksum", "")
+    if current is not None and current[1] == "deployed" and applied == checksum:
+        return WebappState(True, release, current[0], "deployed", checksum), None
+    try:
+        if current is not None and current[1].startswith("pending-"):
+            # Left by a helm run that was interrupted (operator restart): with one active
+            # operator and this pipeline's lock held, nobody else is running helm on it.
+            if current[1] == "pending-install" or current[0] <= 1:
+                op.helm.uninstall(release, namespace)
+            else:
+                op.helm.rollback(release, namespace)
+        result = op.helm.upgrade(release, namespace, chart, values)
+    except (HelmError, FileNotFoundError) as exc:
+        after = op.kube.helm_release(namespace, release)
+        state = WebappState(
+            True, release, after[0] if after else 0, after[1] if after else "absent", applied
+        )
+        return state, f"helm upgrade of release {release} failed: {exc}"
+    verb = "Installed" if current is None else "Upgraded"
+    _event(
+        body, "info", reason=verb, message=f"{verb} release {release} (revision {result.revision})"
+    )
+    return WebappState(True, release, result.revision, result.state, checksum), None
+
+
+def observe_webapp(
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, previous: Mapping[str, Any]
+) -> WebappState:
+    release = release_name(body["metadata"]["name"])
+    if not spec.webapp.enabled:
+        return WebappState(enabled=False, release=release)
+    current = op.kube.helm_release(body["metadata"]["namespace"], release)
+    applied = (previous.get("webapp") or {}).get("valuesChecksum", "")
+    if current is None:
+        return WebappState(True, release, values_checksum=applied)
+    return WebappState(True, release, current[0], current[1], applied)
+
+
+def write_status(
+    op: Operator,
+    body: Mapping[str, Any],
+    spec: PipelineSpec,
+    workers: Mapping[str, WorkerState],
+    webapp: WebappState,
+    error: str | None,
+) -> dict[str, Any]:
+    """Patch the status only when it changes; say so in an Event when Ready flips."""
+    meta = body["metadata"]
+    previous = op.last_status(body)
+    status = build_status(
+        int(meta.get("generation", 1)), workers, webapp, error, spec.suspend, previous
+    )
+    if status_changed(previous, status):
+        op.kube.patch_status(meta["namespace"], meta["name"], status)
+        op._written[meta["uid"]] = copy.deepcopy(status)
+        was, now = is_ready(previous), is_ready(status)
+        if now and not was:
+            _event(body, "info", reason="Ready", message="All workers and the webapp are ready")
+        elif was and not now:
+            _event(body, "warn", reason="NotReady", message=status["conditions"][0]["message"])
+    else:
+        op._written.setdefault(meta["uid"], copy.deepcopy(status))
+    if is_ready(status):
+        op._ready.add(meta["uid"])
+    else:
+        op._ready.discard(meta["uid"])
+    PIPELINES_READY.set(len(op._ready))
+    return status
+
+
+def reconcile(op: Operator, body: Mapping[str, Any], trigger: str) -> dict[str, Any]:
+    """Converge the children to the spec and report. Raises ReconcileError to retry later."""
+    started = time.monotonic()
+    spec = parse_spec(body["spec"])
+    with op.lock(body["metadata"]["uid"]):
+        previous = op.last_status(body)
+        errors: list[str] = []
+        if spec.suspend:
+            workers = observe_workers(op, body, spec)
+            webapp = observe_webapp(op, body, spec, previous)
+        else:
+            try:
+                workers, problems = apply_workers(op, body, spec)
+                errors += problems
+            except ApiException as exc:
+                RECONCILE_ERRORS.labels(stage="workers").inc()
+                errors.append(
+                    f"applying the workers failed: {exc.status} {exc.reason}: {_api_message(exc)}"
+                )
+                workers = observe_workers(op, body, spec)
+            webapp, helm_error = ensure_webapp(op, body, spec, previous)
+            if helm_error:
+                RECONCILE_ERRORS.labels(stage="webapp").inc()
+                errors.append(helm_error)
+        error = "; ".join(errors) or None
+        status = write_status(op, body, spec, workers, webapp, error)
+    RECONCILE_SECONDS.observe(time.monotonic() - started)
+    RECONCILES.labels(trigger=trigger, result="error" if error else "ok").inc()
+    if error:
+        _event(body, "warn", reason="ReconcileFailed", message=error[:1000])
+        raise ReconcileError(error)
+    return status
+
+
+def refresh_status(
+    op: Operator, body: Mapping[str, Any], deployments: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Status from already-known Deployments (a Deployment's watch event): no reconcile."""
+    spec = parse_spec(body["spec"])
+    with op.lock(body["metadata"]["uid"]):
+        previous = op.last_status(body)
+        workers = {
+            comp.name: worker_state(
+                deployment_name(body["metadata"]["name"], comp.name),
+                comp.replicas,
+                deployments.get(comp.name),
+            )
+            for comp in components(spec)
+        }
+        web = previous.get("webapp") or {}
+        webapp = WebappState(
+            enabled=spec.webapp.enabled,
+            release=release_name(body["metadata"]["name"]),
+            revision=int(web.get("revision", 0)),
+            state=str(web.get("state", "absent")),
+            values_checksum=str(web.get("valuesChecksum", "")),
+        )
+        error = previous.get("lastError") or None
+        write_status(op, body, spec, workers, webapp, error)
+
+
+def _event(body: Mapping[str, Any], kind: str, *, reason: str, message: str) -> None:
+    """A Kubernetes Event on the pipeline (kopf posts it; never fails the reconcile)."""
+    post = kopf.info if kind == "info" else kopf.warn
+    post(kopf.Body(dict(body)), reason=reason, message=message)  # type: ignore[arg-type]
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))[:500]
+    except ValueError:
+        return ""
