@@ -44,8 +44,11 @@ describe("Dashboard", () => {
     renderDashboard(snapshot());
     const alert = screen.getByTestId("fraud-alert");
     expect(alert).toHaveAttribute("data-order-id", "ord_03");
-    expect(alert).toHaveTextContent("High amount from a non-trusted country");
-    expect(alert).toHaveTextContent("HIGH_AMOUNT_RISKY_COUNTRY");
+    expect(alert).toHaveTextContent("High amount, untrusted country");
+    expect(within(alert).getByTitle("HIGH_AMOUNT_RISKY_COUNTRY")).toHaveAttribute(
+      "data-reason",
+      "HIGH_AMOUNT_RISKY_COUNTRY",
+    );
     expect(alert).toHaveTextContent("$412.50");
   });
 

@@ -29,15 +29,15 @@ export function FraudAlerts({ alerts, currency, fmt }: Props) {
               data-order-id={alert.order_id}
             >
               <div className="alert-item__main">
-                <p className="alert-item__reason">{describeReason(alert.reason)}</p>
+                <p className="alert-item__reason" title={alert.reason} data-reason={alert.reason}>
+                  {describeReason(alert.reason)}
+                </p>
+                <p className="alert-item__meta mono">{alert.order_id}</p>
                 <p className="alert-item__meta">
-                  <span className="mono">{alert.order_id}</span>
-                  <span aria-hidden="true"> · </span>
                   <span>{fmt.country(alert.country)}</span>
                   <span aria-hidden="true"> · </span>
                   <time dateTime={alert.created_at}>{fmt.time(alert.created_at)}</time>
                 </p>
-                <p className="alert-item__code mono">{alert.reason}</p>
               </div>
               <p className="alert-item__amount">{fmt.money(alert.amount, currency)}</p>
             </li>

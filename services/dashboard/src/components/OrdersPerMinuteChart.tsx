@@ -9,7 +9,7 @@ interface Props {
   fmt: Formatters;
 }
 
-const HEIGHT = 240;
+const HEIGHT = 280;
 
 /** Orders per minute over the last hour, oldest first as the backend sends them. */
 export function OrdersPerMinuteChart({ buckets, fmt }: Props) {

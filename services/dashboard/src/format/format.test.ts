@@ -33,7 +33,7 @@ describe("makeFormatters", () => {
 describe("describeReason", () => {
   it("explains the known fraud rule", () => {
     expect(describeReason("HIGH_AMOUNT_RISKY_COUNTRY")).toBe(
-      "High amount from a non-trusted country",
+      "High amount, untrusted country",
     );
   });
 

@@ -80,7 +80,7 @@ export function displayCurrency(orders: readonly { currency: string }[]): string
 }
 
 const KNOWN_REASONS: Record<string, string> = {
-  HIGH_AMOUNT_RISKY_COUNTRY: "High amount from a non-trusted country",
+  HIGH_AMOUNT_RISKY_COUNTRY: "High amount, untrusted country",
 };
 
 /** A fraud reason code as a sentence, e.g. HIGH_AMOUNT_RISKY_COUNTRY. */
