@@ -21,8 +21,9 @@ from typing import Any
 
 from orderpipeline.core.order import Order, format_timestamp
 
-LATEST_ORDERS = 50
-LATEST_ALERTS = 50
+# The API shows the newest 50 orders and lets a client ask for up to 100.
+LATEST_ORDERS = 100
+LATEST_ALERTS = 100
 # Minute buckets kept per partition: the API shows the last 60; the rest absorbs clock skew
 # between producers and readers.
 MINUTES_KEPT = 120

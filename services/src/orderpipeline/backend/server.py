@@ -1,0 +1,36 @@
+"""`orderpipeline backend`: settings, logging, then uvicorn (which handles SIGTERM itself)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from orderpipeline.backend.core.config import BackendSettings
+from orderpipeline.backend.main import create_app
+from orderpipeline.core.config import ConfigError, load_settings
+from orderpipeline.core.logging import configure_logging, get_logger
+from orderpipeline.core.runner import EXIT_CONFIG, EXIT_OK
+
+
+def serve() -> int:
+    configure_logging("INFO", service="backend")
+    log = get_logger("backend")
+    try:
+        settings = load_settings(BackendSettings)
+    except ConfigError as exc:
+        log.error("cannot start", error=str(exc))
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, service="backend")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON logging configured above
+        access_log=False,  # /metrics counts requests; a line per request costs throughput
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=5,
+        proxy_headers=True,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return EXIT_OK if server.started else 1
