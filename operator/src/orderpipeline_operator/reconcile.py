@@ -20,8 +20,12 @@ from kubernetes.client.exceptions import ApiException
 
 from orderpipeline_operator.helm import Helm, HelmError, chart_digest
 from orderpipeline_operator.kube import Kube
-from orderpipeline_operator.manifests.checksum import component_checksum
-from orderpipeline_operator.manifests.components import ALL_COMPONENTS, Component, components
+from orderpipeline_operator.manifests.checksum import (
+    SecretValues,
+    component_checksum,
+    secret_checksum,
+)
+from orderpipeline_operator.manifests.components import ALL_COMPONENTS, SecretKey, components
 from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
 from orderpipeline_operator.manifests.labels import deployment_name, release_name
@@ -78,9 +82,19 @@ class Operator:
 
 
 def _read_secrets(
-    op: Operator, namespace: str, wanted: list[Component]
+    op: Operator, namespace: str, spec: PipelineSpec
 ) -> tuple[dict[tuple[str, str], bytes | None], list[str]]:
-    refs = {r for c in wanted for r in (*c.secret_keys, *([c.ca_secret] if c.ca_secret else []))}
+    """Every Secret key the spec references (workers and webapp), and what is missing."""
+    cb = spec.couchbase.credentials_secret_ref
+    refs = {
+        r
+        for c in components(spec)
+        for r in (*c.secret_keys, *([c.ca_secret] if c.ca_secret else []))
+    }
+    refs |= {
+        SecretKey("COUCHBASE_USERNAME", cb.name, cb.username_key),
+        SecretKey("COUCHBASE_PASSWORD", cb.name, cb.password_key),
+    }
     values: dict[tuple[str, str], bytes | None] = {}
     problems: list[str] = []
     for name in sorted({r.secret for r in refs}):
@@ -100,12 +114,11 @@ def _owned(obj: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_workers(
-    op: Operator, body: Mapping[str, Any], spec: PipelineSpec
-) -> tuple[dict[str, WorkerState], list[str]]:
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, secrets: SecretValues
+) -> dict[str, WorkerState]:
     """ConfigMap, then the Deployments (so a rolled pod sees the new settings)."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     wanted = components(spec)
-    secrets, problems = _read_secrets(op, namespace, wanted)
     config = config_data(spec)
     op.kube.apply(_owned(configmap(name, spec), body))
     workers: dict[str, WorkerState] = {}
@@ -117,7 +130,7 @@ def apply_workers(
     for unwanted in set(ALL_COMPONENTS) - {c.name for c in wanted}:
         if op.kube.delete_deployment(namespace, deployment_name(name, unwanted)):
             _event(body, "info", reason="Deleted", message=f"Deleted the {unwanted} Deployment")
-    return workers, problems
+    return workers
 
 
 def observe_workers(
@@ -135,7 +148,11 @@ def observe_workers(
 
 
 def ensure_webapp(
-    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, previous: Mapping[str, Any]
+    op: Operator,
+    body: Mapping[str, Any],
+    spec: PipelineSpec,
+    previous: Mapping[str, Any],
+    secrets: SecretValues,
 ) -> tuple[WebappState, str | None]:
     """Install/upgrade the release only when its values or chart changed or it is not deployed."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
@@ -147,7 +164,11 @@ def ensure_webapp(
             _event(body, "info", reason="Uninstalled", message=f"Uninstalled release {release}")
         return WebappState(enabled=False, release=release), None
     chart = op.settings.webapp_chart
-    values = webapp_values(spec, op.settings.default_image_tag)
+    ref = spec.couchbase.credentials_secret_ref
+    couchbase = secret_checksum(
+        [(ref.name, ref.username_key), (ref.name, ref.password_key)], secrets
+    )
+    values = webapp_values(spec, op.settings.default_image_tag, couchbase)
     checksum = values_checksum(values, chart_digest(chart))
     applied = (previous.get("webapp") or {}).get("valuesChecksum", "")
     if current is not None and current[1] == "deployed" and applied == checksum:
@@ -230,16 +251,18 @@ def reconcile(op: Operator, body: Mapping[str, Any], trigger: str) -> dict[str, 
             workers = observe_workers(op, body, spec)
             webapp = observe_webapp(op, body, spec, previous)
         else:
+            secrets: SecretValues = {}
             try:
-                workers, problems = apply_workers(op, body, spec)
+                secrets, problems = _read_secrets(op, body["metadata"]["namespace"], spec)
                 errors += problems
+                workers = apply_workers(op, body, spec, secrets)
             except ApiException as exc:
                 RECONCILE_ERRORS.labels(stage="workers").inc()
                 errors.append(
                     f"applying the workers failed: {exc.status} {exc.reason}: {_api_message(exc)}"
                 )
                 workers = observe_workers(op, body, spec)
-            webapp, helm_error = ensure_webapp(op, body, spec, previous)
+            webapp, helm_error = ensure_webapp(op, body, spec, previous, secrets)
             if helm_error:
                 RECONCILE_ERRORS.labels(stage="webapp").inc()
                 errors.append(helm_error)

@@ -37,7 +37,8 @@ def configure(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.posting.level = logging.INFO
+    # Only warnings become Events by themselves; Ready/Installed/... are posted explicitly.
+    settings.posting.level = logging.WARNING
     # Handlers are sync (blocking client, helm): give the pool room for concurrent pipelines.
     settings.execution.max_workers = max(8, conf.helm_concurrency * 2)
     settings.watching.server_timeout = 300

@@ -24,3 +24,13 @@ def component_checksum(
         # The value itself only enters the digest; it is never stored or logged.
         digest.update(b"<missing>" if value is None else hashlib.sha256(value).digest())
     return digest.hexdigest()
+
+
+def secret_checksum(refs: list[tuple[str, str]], secrets: SecretValues) -> str:
+    """A digest of some Secret keys' values, for a pod template annotation."""
+    digest = hashlib.sha256()
+    for name, key in sorted(refs):
+        value = secrets.get((name, key))
+        digest.update(f"{name}\0{key}\0".encode())
+        digest.update(b"<missing>" if value is None else hashlib.sha256(value).digest())
+    return digest.hexdigest()

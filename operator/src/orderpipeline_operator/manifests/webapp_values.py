@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from orderpipeline_operator.manifests.deployments import resources
+from orderpipeline_operator.manifests.labels import CHECKSUM_ANNOTATION
 from orderpipeline_operator.spec import PipelineSpec
 
 
@@ -25,7 +26,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def typed_values(spec: PipelineSpec, default_tag: str) -> dict[str, Any]:
+def typed_values(spec: PipelineSpec, default_tag: str, secret_checksum: str) -> dict[str, Any]:
     web = spec.webapp
     couchbase = spec.couchbase
     ingress: dict[str, Any] = {
@@ -48,6 +49,8 @@ def typed_values(spec: PipelineSpec, default_tag: str) -> dict[str, Any]:
         "backend": {
             "replicas": web.backend.replicas,
             "resources": resources(web.backend.resources),
+            # The backend reads the Couchbase Secret: a rotated Secret must roll it too.
+            "podAnnotations": {CHECKSUM_ANNOTATION: secret_checksum},
         },
         "dashboard": {
             "enabled": web.dashboard.enabled,
@@ -70,9 +73,14 @@ def typed_values(spec: PipelineSpec, default_tag: str) -> dict[str, Any]:
     }
 
 
-def webapp_values(spec: PipelineSpec, default_tag: str) -> dict[str, Any]:
-    """spec.webapp.values under the typed fields: the typed API is the source of truth."""
-    return deep_merge(spec.webapp.values, typed_values(spec, default_tag))
+def webapp_values(
+    spec: PipelineSpec, default_tag: str, secret_checksum: str = ""
+) -> dict[str, Any]:
+    """spec.webapp.values under the typed fields: the typed API is the source of truth.
+
+    `secret_checksum` digests the Couchbase credentials (see checksum.secret_checksum).
+    """
+    return deep_merge(spec.webapp.values, typed_values(spec, default_tag, secret_checksum))
 
 
 def values_checksum(values: dict[str, Any], chart_digest: str) -> str:
