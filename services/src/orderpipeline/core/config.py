@@ -77,6 +77,11 @@ class KafkaSettings(_Base):
     dead_letter_topic: str = Field(
         "orders-dlq", min_length=1, validation_alias=_env("DEAD_LETTER_TOPIC")
     )
+    # How long the group waits for a member that vanished without leaving (a SIGKILL, a lost
+    # node) before its partitions move; a clean stop leaves the group at once.
+    session_timeout_ms: int = Field(
+        45000, ge=1000, le=3_600_000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS")
+    )
     # A message larger than this is not an order: it goes to the dead-letter topic unparsed.
     order_max_bytes: int = Field(65536, ge=256, validation_alias=_env("ORDER_MAX_BYTES"))
 

@@ -110,6 +110,7 @@ def consumer_config(
             "auto.commit.interval.ms": 1000,
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,
+            "session.timeout.ms": settings.session_timeout_ms,
             "statistics.interval.ms": 5000,
         }
     )
