@@ -104,6 +104,23 @@ go_install() {
   touch "$dir/.complete"
 }
 
+install_kwok() {
+  local dir="$cache/kwok-$KWOK_VERSION"
+  done_mark "$dir" && return
+  go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$dir"
+  rm -f "$dir/.complete"
+  # kwok plays the kubelet by following "stages"; use the defaults its module
+  # ships (node initialise + heartbeat, pod ready/complete/delete).
+  local src
+  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  local stage="$src/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"; cat "$stage/$f"
+  done >"$dir/stages.yaml"
+  touch "$dir/.complete"
+}
+
 install_chromium() {
   if [ -x /usr/bin/chromium ]; then return; fi
   step "chromium (Debian)"
@@ -132,7 +149,7 @@ main() {
       kafka) install_kafka ;;
       gocaves) install_gocaves ;;
       kubernetes) install_kubernetes ;;
-      kwok) go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$cache/kwok-$KWOK_VERSION" ;;
+      kwok) install_kwok ;;
       helm) go_install helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$cache/helm-$HELM_VERSION" ;;
       chromium) install_chromium ;;
       dashboard) install_dashboard_deps ;;

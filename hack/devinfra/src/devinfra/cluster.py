@@ -1,0 +1,330 @@
+"""A real Kubernetes control plane on loopback, without a kubelet.
+
+etcd, kube-apiserver, kube-controller-manager (Deployments make Pods, garbage
+collection works) and kube-scheduler, built from source by `make bootstrap`,
+plus kwok, which plays the kubelet of one fake node: pods scheduled there
+become Running and Ready without running a container.
+
+`python -m devinfra.cluster up|down|status` runs it for a person in the
+background, with its kubeconfig at .run/cluster/kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from devinfra.procs import ManagedProcess, free_port, wait_for
+from devinfra.tls import make_server_tls, make_signing_key
+from devinfra.toolchain import Toolchain
+
+NODE_NAME = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+def fake_node(name: str = NODE_NAME) -> dict[str, Any]:
+    """A Node that kwok manages: generous capacity, no taints."""
+    capacity = {"cpu": "32", "memory": "256Gi", "pods": "250", "ephemeral-storage": "1Ti"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "spec": {},
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
+def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+        "current-context": "local",
+    }
+
+
+class LocalCluster:
+    """Start with `with LocalCluster(workdir) as k8s:` or start()/stop()."""
+
+    def __init__(self, workdir: Path, toolchain: Toolchain | None = None) -> None:
+        self.toolchain = toolchain or Toolchain.load()
+        self.toolchain.require(
+            "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"
+        )
+        self.workdir = workdir.resolve()
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.etcd_port = free_port()
+        self.etcd_peer_port = free_port()
+        self.apiserver_port = free_port()
+        self._token = secrets.token_urlsafe(24)
+        self._procs: dict[str, ManagedProcess] = {}
+        self._prepared = False
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment for kubectl, helm and kopf: this process's plus KUBECONFIG."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    # -- preparation ---------------------------------------------------------
+
+    def _prepare(self) -> None:
+        pki = self.workdir / "pki"
+        self.tls = make_server_tls(
+            pki,
+            extra_dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+            extra_ips=("10.96.0.1",),
+        )
+        self.sa_key, self.sa_pub = make_signing_key(pki)
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f"{self._token},admin,admin,system:masters\n")
+        tokens.chmod(0o600)
+        self.kubeconfig.write_text(
+            yaml.safe_dump(kubeconfig(self.server, self.tls.ca_pem, self._token))
+        )
+        self.kubeconfig.chmod(0o600)
+        self._prepared = True
+
+    def _proc(self, name: str, argv: list[str | Path]) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, log_path=self.workdir / "logs" / f"{name}.log")
+        self._procs[name] = proc
+        return proc
+
+    def _etcd(self) -> ManagedProcess:
+        peer = f"http://127.0.0.1:{self.etcd_peer_port}"
+        return self._proc(
+            "etcd",
+            [
+                self.toolchain.etcd,
+                "--name=local",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=local={peer}",
+                # A throwaway test cluster: durability of each write is not worth an fsync.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+
+    def _apiserver(self) -> ManagedProcess:
+        return self._proc(
+            "kube-apiserver",
+            [
+                self.toolchain.kube_apiserver,
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--tls-cert-file={self.tls.cert_pem}",
+                f"--tls-private-key-file={self.tls.key_pem}",
+                f"--client-ca-file={self.tls.ca_pem}",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={self.sa_pub}",
+                f"--service-account-signing-key-file={self.sa_key}",
+                "--endpoint-reconciler-type=none",
+                "--v=1",
+            ],
+        )
+
+    def _controller_manager(self) -> ManagedProcess:
+        return self._proc(
+            "kube-controller-manager",
+            [
+                self.toolchain.kube_controller_manager,
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={self.sa_key}",
+                f"--root-ca-file={self.tls.ca_pem}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--leader-elect=false",
+                "--node-monitor-grace-period=60s",
+                "--v=1",
+            ],
+        )
+
+    def _scheduler(self) -> ManagedProcess:
+        return self._proc(
+            "kube-scheduler",
+            [
+                self.toolchain.kube_scheduler,
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+
+    def _kwok(self) -> ManagedProcess:
+        return self._proc(
+            "kwok",
+            [
+                self.toolchain.kwok,
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={self.toolchain.kwok_stages}",
+                "--manage-all-nodes=true",
+                "--cidr=10.244.0.0/16",
+                "--node-ip=127.0.0.1",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _get(self, path: str) -> tuple[int, str]:
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca_pem))
+        req = urllib.request.Request(
+            self.server + path, headers={"Authorization": f"Bearer {self._token}"}
+        )
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+
+    def _apiserver_ready(self) -> bool:
+        return self._get("/readyz")[0] == 200
+
+    def _etcd_ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.etcd_port}/health"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(json.loads(resp.read()).get("health") == "true")
+
+    def start(self, timeout: float = 120.0) -> LocalCluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self._prepared:
+            self._prepare()
+        etcd = self._etcd().start()
+        wait_for(self._etcd_ready, timeout=30, what="etcd", alive=etcd.ensure_running)
+        self.start_apiserver(timeout)
+        for proc in (self._controller_manager(), self._scheduler(), self._kwok()):
+            proc.start()
+        self.kubectl("apply", "-f", "-", input=json.dumps(fake_node()))
+        self.wait_node_ready(timeout)
+        wait_for(
+            self._default_service_account,
+            timeout=timeout,
+            what="the default ServiceAccount (controller-manager)",
+            alive=self._procs["kube-controller-manager"].ensure_running,
+        )
+        return self
+
+    def start_apiserver(self, timeout: float = 120.0) -> None:
+        apiserver = self._apiserver().start()
+        wait_for(
+            self._apiserver_ready,
+            timeout=timeout,
+            what=f"kube-apiserver {self.server}/readyz",
+            interval=0.5,
+            alive=apiserver.ensure_running,
+        )
+
+    def restart_apiserver(self) -> None:
+        """Stop and start kube-apiserver on the same port: clients see it come back."""
+        self._procs["kube-apiserver"].stop()
+        self.start_apiserver()
+
+    def wait_node_ready(self, timeout: float = 120.0) -> None:
+        def ready() -> bool:
+            out = self.kubectl(
+                "get",
+                "node",
+                NODE_NAME,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                check=False,
+            )
+            return out.stdout.strip() == "True"
+
+        wait_for(
+            ready,
+            timeout=timeout,
+            what=f"node {NODE_NAME} Ready",
+            interval=0.5,
+            alive=self._procs["kwok"].ensure_running,
+        )
+
+    def _default_service_account(self) -> bool:
+        return self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0
+
+    def stop(self) -> None:
+        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+            if name in self._procs:
+                self._procs[name].stop(timeout=10)
+
+    def processes(self) -> dict[str, ManagedProcess]:
+        return dict(self._procs)
+
+    # -- clients -------------------------------------------------------------
+
+    def _run(
+        self, argv: list[str | Path], input: str | None, check: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(a) for a in argv],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
+        return result
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run([self.toolchain.kubectl, *args], input, check, timeout)
+
+    def helm(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run([self.toolchain.helm, *args], input, check, timeout)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,174 @@
+"""Child processes that never outlive the Python process that started them.
+
+Every process is started in its own session (so a signal reaches its whole
+group) with PR_SET_PDEATHSIG, so even a SIGKILLed test run takes its brokers
+and API servers with it; a clean exit or Ctrl-C stops them through atexit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+_running: set[ManagedProcess] = set()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Poll `check` until it returns True; raise TimeoutError naming `what`.
+
+    `alive` is called between polls and should raise when the thing being
+    waited for has already died, so a crash fails fast instead of timing out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if alive is not None:
+            alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ManagedProcess:
+    """One long-running child with its output in a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str | Path],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def start(self) -> ManagedProcess:
+        if self.running:
+            return self
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._popen = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        _running.add(self)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def ensure_running(self) -> None:
+        """Raise with the log's tail when the process has exited."""
+        if self._popen is not None and self._popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with code {self._popen.returncode}; "
+                f"last log lines ({self.log_path}):\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self._popen is not None and self._popen.poll() is None:
+            try:
+                os.killpg(self._popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the group, then SIGKILL what is left after `timeout`."""
+        if self._popen is None:
+            return
+        self.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
+        self.signal(signal.SIGTERM)
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._finish()
+
+    def kill(self) -> None:
+        if self._popen is None:
+            return
+        self.signal(signal.SIGKILL)
+        self._popen.wait()
+        self._finish()
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def _finish(self) -> None:
+        if self._popen is not None and self._popen.poll() is not None:
+            # Reap any grandchildren left in the group.
+            try:
+                os.killpg(self._popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        _running.discard(self)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_running):
+        proc.stop(timeout=5)
