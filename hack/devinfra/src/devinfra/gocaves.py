@@ -86,9 +86,11 @@ class Gocaves:
         ).start()
         try:
             self._conn, _ = listener.accept()
-        except TimeoutError:
+        except TimeoutError as exc:
             self._process.ensure_running()
-            raise TimeoutError(f"gocaves did not connect to its control port within {timeout} s")
+            raise TimeoutError(
+                f"gocaves did not connect to its control port within {timeout} s"
+            ) from exc
         self._conn.settimeout(timeout)
         hello = self._receive()
         if hello.get("type") != "hello":

@@ -239,7 +239,7 @@ class KafkaBroker:
 
     def create_topics(self, names: list[str], partitions: int = 3) -> None:
         """Create the topics that do not exist yet and wait until they do."""
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
         admin = AdminClient(self.client_config())
         existing = set(admin.list_topics(timeout=10).topics)

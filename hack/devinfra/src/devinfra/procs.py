@@ -8,6 +8,7 @@ and API servers with it; a clean exit or Ctrl-C stops them through atexit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
@@ -125,10 +126,8 @@ class ManagedProcess:
 
     def signal(self, sig: signal.Signals) -> None:
         if self._popen is not None and self._popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._popen.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the group, then SIGKILL what is left after `timeout`."""
@@ -158,10 +157,8 @@ class ManagedProcess:
     def _finish(self) -> None:
         if self._popen is not None and self._popen.poll() is not None:
             # Reap any grandchildren left in the group.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if self._log is not None:
             self._log.close()
             self._log = None
