@@ -1,5 +1,6 @@
-# The project's commands. Every target that needs a tool calls `bootstrap`
-# first, which installs what is missing into $(ORDERPIPELINE_CACHE).
+# The project's commands (`make help`). Targets that need a tool depend on
+# `bootstrap`, which installs whatever is missing into $(ORDERPIPELINE_CACHE)
+# and takes seconds when nothing is.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -7,34 +8,56 @@ SHELL := bash
 export ORDERPIPELINE_CACHE ?= $(HOME)/.cache/orderpipeline
 export UV_CACHE_DIR := $(ORDERPIPELINE_CACHE)/uv-cache
 export UV_PYTHON_DOWNLOADS := never
+export PYTHONDONTWRITEBYTECODE := 1
 PY := .venv/bin/python
-UV = $(ORDERPIPELINE_CACHE)/uv-$(shell sed -n 's/^UV_VERSION=//p' hack/versions.env)/bin/uv
 PYTEST_ARGS ?=
+QUICK ?=
 
-.PHONY: help bootstrap doctor lint test test-chaos bench up down status logs cluster-up cluster-down images
+.PHONY: help bootstrap doctor lint test test-chaos bench up down status logs \
+        cluster-up cluster-down images
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-bootstrap: ## Install every tool into the cache (idempotent; cold: tens of minutes)
+bootstrap: ## Install every pinned tool into the cache (idempotent)
 	@bash hack/bootstrap.sh
 
 doctor: ## One line per component: pinned and found version, path, OK or MISSING
+	@if [ ! -x $(PY) ]; then echo "python environment MISSING: run make bootstrap"; exit 1; fi
 	@$(PY) -m devinfra.doctor
 
-lint: bootstrap ## ruff and mypy
+lint: bootstrap ## ruff, mypy, and the dashboard's eslint + tsc
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	cd services/dashboard && npm run --silent lint
 
-test: bootstrap ## Run every test (real Kafka, gocaves, Kubernetes, Chromium)
+test: bootstrap ## Run every test against the real Kafka, gocaves, Kubernetes and Chromium
 	.venv/bin/pytest $(PYTEST_ARGS)
 
-test-chaos: bootstrap ## Fault-injection scenarios only
+test-chaos: bootstrap ## Only the fault-injection scenarios
 	.venv/bin/pytest -m chaos $(PYTEST_ARGS)
 
-cluster-up: bootstrap ## Start the local Kubernetes control plane (.run/cluster/kubeconfig)
+bench: bootstrap ## Benchmarks -> bench/results/latest.json (QUICK=1 for a short run)
+	$(PY) -m bench.run $(if $(QUICK),--quick,)
+
+up: bootstrap ## Run the whole pipeline locally; prints the dashboard URL
+	@$(PY) -m devinfra.stack up
+
+down: ## Stop everything `make up` started
+	@$(PY) -m devinfra.stack down
+
+status: ## Each process of the local stack and its health
+	@$(PY) -m devinfra.stack status
+
+logs: ## Follow the local stack's logs
+	@$(PY) -m devinfra.stack logs
+
+cluster-up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/cluster/kubeconfig)
 	@$(PY) -m devinfra.cluster up
 
 cluster-down: ## Stop the local Kubernetes control plane
 	@$(PY) -m devinfra.cluster down
+
+images: bootstrap ## Build the three container images with buildah (no Docker engine needed)
+	@bash hack/images.sh

@@ -94,13 +94,13 @@ install_kubernetes() {
   touch "$dir/.complete"
 }
 
-# go_install NAME MODULE@VERSION DIR: a tool whose module has no replaces.
+# go_install NAME MODULE@VERSION DIR [LDFLAGS]: a tool whose module has no replaces.
 go_install() {
-  local name=$1 pkg=$2 dir=$3
+  local name=$1 pkg=$2 dir=$3 ldflags="-s -w ${4:-}"
   done_mark "$dir" && return
   step "$name ($pkg, Go module proxy)"
   rm -rf "$dir"; mkdir -p "$dir/bin"
-  run_logged "$name" env GOBIN="$dir/bin" go install -trimpath -ldflags '-s -w' "$pkg"
+  run_logged "$name" env GOBIN="$dir/bin" go install -trimpath -ldflags "$ldflags" "$pkg"
   touch "$dir/.complete"
 }
 
@@ -150,7 +150,9 @@ main() {
       gocaves) install_gocaves ;;
       kubernetes) install_kubernetes ;;
       kwok) install_kwok ;;
-      helm) go_install helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$cache/helm-$HELM_VERSION" ;;
+      # Helm's source carries only "vMAJOR.MINOR"; its release builds stamp the patch.
+      helm) go_install helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$cache/helm-$HELM_VERSION" \
+              "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
       chromium) install_chromium ;;
       dashboard) install_dashboard_deps ;;
       *) echo "unknown component: $c (one of: ${all[*]})" >&2; exit 2 ;;

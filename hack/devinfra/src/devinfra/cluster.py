@@ -16,6 +16,7 @@ import os
 import secrets
 import ssl
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -328,3 +329,72 @@ class LocalCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# -- `python -m devinfra.cluster up|down|status` --------------------------------
+
+RUNDIR = Path(".run") / "cluster"
+
+
+def _serve(rundir: Path) -> None:
+    from devinfra import daemon
+    from devinfra.toolchain import REPO_ROOT
+
+    cluster = LocalCluster(rundir)
+    operator: ManagedProcess | None = None
+
+    def start() -> None:
+        nonlocal operator
+        cluster.start()
+        # The project's CRDs and its operator, so a person can `kubectl apply`
+        # a sample from the README right away.
+        for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
+            cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        operator_bin = Path(sys.executable).parent / "orderpipeline-operator"
+        if operator_bin.exists():
+            operator = ManagedProcess(
+                "operator",
+                [operator_bin],
+                log_path=rundir / "logs" / "operator.log",
+                env={
+                    **cluster.env,
+                    "PATH": f"{cluster.toolchain.helm.parent}:{os.environ['PATH']}",
+                },
+                cwd=REPO_ROOT,
+            ).start()
+        print(f"cluster ready: KUBECONFIG={cluster.kubeconfig}", flush=True)
+
+    def stop() -> None:
+        if operator is not None:
+            operator.stop()
+        cluster.stop()
+
+    daemon.serve(rundir, start, stop)
+
+
+def main(argv: list[str]) -> int:
+    from devinfra import daemon
+
+    command = argv[0] if argv else "status"
+    rundir = Path(argv[1]) if len(argv) > 1 else RUNDIR
+    what = "local Kubernetes cluster"
+    if command == "serve":
+        _serve(rundir.resolve())
+    elif command == "up":
+        daemon.up("devinfra.cluster", rundir, what)
+        print(
+            f"{what} is up. Use it with:\n  export KUBECONFIG={(rundir / 'kubeconfig').resolve()}"
+        )
+        print(f"Operator log: {rundir / 'logs' / 'operator.log'}")
+    elif command == "down":
+        daemon.down(rundir, what)
+    elif command == "status":
+        print(f"{what}: {'running' if daemon.running(rundir) else 'stopped'}")
+    else:
+        print("usage: python -m devinfra.cluster up|down|status", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
