@@ -1,0 +1,1 @@
+"""Benchmarks of OrderPipeline: `.venv/bin/python -m bench.run [--quick]` (make bench)."""

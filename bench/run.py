@@ -1,0 +1,155 @@
+"""The benchmark harness: `.venv/bin/python -m bench.run [--quick]` from the repository root.
+
+Starts its own Kafka broker and gocaves (devinfra), runs every benchmark module
+(bench/workers.py, and bench/analytics.py / bench/backend.py when present), and writes
+bench/results/latest.json ({"machine", "versions", "figures"}) and bench/results/latest.md.
+Each figure is the median of 3 runs (1 with --quick) next to its baseline from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.common import BenchEnv, Figure
+
+RESULTS = Path(__file__).parent / "results"
+MODULES = ("bench.workers", "bench.analytics", "bench.backend")
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "note": "broker, gocaves, services and load generator share this machine",
+    }
+
+
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for package in ("orderpipeline", "confluent-kafka", "couchbase", "pydantic", "fastapi"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    try:
+        import confluent_kafka
+
+        found["librdkafka"] = confluent_kafka.libversion()[0]
+    except ImportError:
+        pass
+    try:
+        from devinfra.toolchain import read_versions
+
+        found |= {k.lower(): v for k, v in read_versions().items() if k.endswith("_VERSION")}
+    except Exception:
+        pass
+    return found
+
+
+def markdown(figures: list[Figure]) -> str:
+    lines = [
+        "| figure | value (median) | min | max | baseline | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        baseline = "—" if f.baseline is None else f"{f.baseline:,.2f}"
+        met = {True: "yes", False: "**no**", None: "—"}[f.met]
+        lines.append(
+            f"| {f.name} | {f.value:,.2f} {f.unit} | {f.min:,.2f} | {f.max:,.2f} | {baseline} "
+            f"| {f.target} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def collect(env: BenchEnv, quick: bool) -> list[Figure]:
+    figures: list[Figure] = []
+    for name in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                print(f"{name}: not present, skipped", flush=True)
+                continue
+            raise
+        print(f"{name}:", flush=True)
+        started = time.monotonic()
+        try:
+            figures += module.measure(env, quick)
+        except Exception:
+            traceback.print_exc()
+            figures.append(Figure(f"{name} failed", "", 0, 0, 0, None, "runs", False))
+        print(f"{name}: {time.monotonic() - started:.0f}s", flush=True)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 run instead of 3, smaller loads")
+    args = parser.parse_args()
+
+    from devinfra.gocaves import Gocaves
+    from devinfra.kafka import KafkaBroker
+
+    with tempfile.TemporaryDirectory(prefix="orderpipeline-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "kafka").mkdir()
+        (workdir / "gocaves").mkdir()
+        (workdir / "runs").mkdir()
+        with KafkaBroker(workdir / "kafka") as broker, Gocaves(workdir / "gocaves") as caves:
+            env = BenchEnv(
+                workdir=workdir / "runs",
+                bootstrap_servers=broker.bootstrap_servers,
+                kafka_client_config=broker.client_config(),
+                kafka_env={
+                    "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                    "KAFKA_SECURITY_PROTOCOL": broker.security_protocol,
+                },
+                new_couchbase=caves.create_cluster,
+            )
+            figures = collect(env, args.quick)
+
+    RESULTS.mkdir(exist_ok=True)
+    result = {
+        "machine": machine(),
+        "versions": versions(),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "runs": 1 if args.quick else 3,
+        "figures": [f.to_json() for f in figures],
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(figures))
+    print(markdown(figures))
+    return 0 if all(f.met is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
