@@ -13,6 +13,10 @@ case "${backend#*://}" in
 esac
 
 mkdir -p /tmp/nginx/client_body /tmp/nginx/proxy /tmp/nginx/fastcgi /tmp/nginx/uwsgi /tmp/nginx/scgi
-# Only ${BACKEND_URL}: nginx's own $variables stay as they are.
-BACKEND_URL="$backend" envsubst '${BACKEND_URL}' < /etc/orderpipeline/nginx.conf.template > /tmp/nginx/nginx.conf
+port="${NGINX_PORT:-8080}"
+case "$port" in
+    ''|*[!0-9]*) echo "nginx-entrypoint: NGINX_PORT must be a port number, got '${port}'" >&2; exit 64 ;;
+esac
+# Only these two: nginx's own $variables stay as they are.
+BACKEND_URL="$backend" NGINX_PORT="$port" envsubst '${BACKEND_URL} ${NGINX_PORT}' < /etc/orderpipeline/nginx.conf.template > /tmp/nginx/nginx.conf
 exec nginx -e stderr -c /tmp/nginx/nginx.conf -g 'daemon off;'
