@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ def read_topic(
         consumer.close()
 
 
-def produce_raw(broker: Any, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+def produce_raw(broker: Any, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
     producer = Producer({**broker.client_config(), "enable.idempotence": True})
     for key, value in items:
         producer.produce(topic, key=key, value=value)
