@@ -112,6 +112,9 @@ def consumer_config(
             "enable.partition.eof": False,
             "session.timeout.ms": settings.session_timeout_ms,
             "statistics.interval.ms": 5000,
+            # librdkafka prefetches up to 64 MB per consumer by default; 16 MB keeps a fast
+            # consumer busy and the worker well under its memory budget.
+            "queued.max.messages.kbytes": 16384,
         }
     )
     conf.update(overrides)
