@@ -126,16 +126,17 @@ def test_sigkill_mid_stream_and_restart_still_counts_every_order_once(
     orders = make_orders(6000, seed=11)
     produce_orders(kafka, topics.orders, orders)
     # Small batches: many aggregate writes, so the kill lands between two of them.
-    first = analytics(ANALYTICS_BATCH_SIZE="100")
+    fast = {"ANALYTICS_BATCH_SIZE": "100", "ANALYTICS_SESSION_TIMEOUT_MS": "6000"}
+    first = analytics(**fast)
     wait_until(lambda: counted_orders(collection) > 0, 60, "the first batches")
     first.kill()
     counted_at_kill = counted_orders(collection)
     assert 0 < counted_at_kill < len(orders), "the kill must land mid-stream"
 
-    second = analytics(ANALYTICS_BATCH_SIZE="100")
+    second = analytics(**fast)
     wait_until(lambda: counted_orders(collection) > counted_at_kill, 60, "progress after restart")
     second.kill()
-    analytics()
+    analytics(ANALYTICS_SESSION_TIMEOUT_MS="6000")
     wait_until(lambda: applied_everything(collection, kafka, topics), 90, "analytics to finish")
 
     assert_exact(collection, orders, set())

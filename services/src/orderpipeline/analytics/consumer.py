@@ -149,6 +149,10 @@ class AnalyticsConsumer:
                 f"{ctx.name}-consumer",
                 error_cb=self.watcher,
                 stats_cb=ctx.metrics.record_librdkafka_stats,
+                **{
+                    "session.timeout.ms": settings.session_timeout_ms,
+                    "heartbeat.interval.ms": max(1000, settings.session_timeout_ms // 5),
+                },
             )
         )
         self.dead_letters = DeadLetters(

@@ -17,6 +17,11 @@ class AnalyticsSettings(FraudSettings, CouchbaseSettings):
     batch_timeout_seconds: float = Field(
         0.1, gt=0, le=10, validation_alias="ANALYTICS_BATCH_TIMEOUT_SECONDS"
     )
+    # A crashed member's partitions move after this long; Kafka's 45 s default would stall
+    # analytics for that long after every crash. (The broker's minimum is 6000.)
+    session_timeout_ms: int = Field(
+        10_000, ge=6_000, le=300_000, validation_alias="ANALYTICS_SESSION_TIMEOUT_MS"
+    )
     publish_interval_seconds: float = Field(
         1.0, gt=0, le=3600, validation_alias="ANALYTICS_PUBLISH_INTERVAL_SECONDS"
     )
