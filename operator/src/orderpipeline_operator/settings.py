@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     webapp_chart: Path = Field(default_factory=_default_chart)
     helm_timeout_seconds: int = Field(default=300, ge=10)
     # Each helm process costs ~50 MB and a CPU burst: bound them.
-    helm_concurrency: int = Field(default=4, ge=1)
+    helm_concurrency: int = Field(default=6, ge=1)
+    # kopf runs the (blocking) handlers in this many threads.
+    worker_threads: int = Field(default=32, ge=4)
 
     default_image_tag: str = "0.1.0"
     # How often every pipeline is compared with its children (drift, Secret changes).

@@ -40,7 +40,8 @@ def configure(
     # Only warnings become Events by themselves; Ready/Installed/... are posted explicitly.
     settings.posting.level = logging.WARNING
     # Handlers are sync (blocking client, helm): give the pool room for concurrent pipelines.
-    settings.execution.max_workers = max(8, conf.helm_concurrency * 2)
+    # A thread waiting for helm must not delay other pipelines' Deployments.
+    settings.execution.max_workers = conf.worker_threads
     settings.watching.server_timeout = 300
     memo.operator = Operator(
         settings=conf,
