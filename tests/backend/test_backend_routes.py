@@ -1,0 +1,250 @@
+"""Backend routes at unit level: the app with a fake analytics source (no Couchbase)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from orderpipeline.analytics.aggregate import PartitionAggregate, Record, apply_batch
+from orderpipeline.analytics.store import PartitionId, StoreUnavailable
+from orderpipeline.backend.api.deps import get_feed
+from orderpipeline.backend.core.config import BackendSettings
+from orderpipeline.backend.feed import AnalyticsFeed
+from orderpipeline.backend.main import create_app
+from orderpipeline.backend.schemas import AlertsPage, Analytics, OrdersPage
+from orderpipeline.backend.static import resolve
+from orderpipeline.core.order import Order
+
+NOW = datetime.now(UTC)
+
+
+def order(i: int, amount: float, country: str, minutes_ago: int = 0) -> Order:
+    return Order(
+        order_id=f"ord_{i:04d}",
+        customer_id=i,
+        amount=amount,
+        currency="USD",
+        country=country,
+        status="CREATED",
+        created_at=NOW - timedelta(minutes=minutes_ago, seconds=i),
+    )
+
+
+ORDERS = [order(i, 100.0 + i * 10, ["US", "DE", "FR"][i % 3], i % 70) for i in range(60)]
+
+
+class FakeSource:
+    """Two partitions of orders; `down` makes every call fail like an unreachable cluster."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.version = 1
+        self.closed = False
+
+    def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
+        if self.down:
+            raise StoreUnavailable("UnAmbiguousTimeoutException")
+        halves = (ORDERS[::2], ORDERS[1::2])
+        aggs = {
+            PartitionId("orders", p): apply_batch(
+                PartitionAggregate(),
+                [
+                    Record(i, o, "HIGH_AMOUNT_RISKY_COUNTRY" if o.amount > 300 else None)
+                    for i, o in enumerate(half)
+                ],
+            )
+            for p, half in enumerate(halves)
+        }
+        aggs[PartitionId("payments", 0)] = PartitionAggregate(next_offset=3, payments=3)
+        return aggs, (self.version,)
+
+    def ping(self) -> None:
+        if self.down:
+            raise StoreUnavailable("UnAmbiguousTimeoutException")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def settings(**values: Any) -> BackendSettings:
+    return BackendSettings(password="x", refresh_interval_seconds=0.05, **values)
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    return FakeSource()
+
+
+@pytest.fixture
+def client(source: FakeSource) -> Iterator[TestClient]:
+    app = create_app(settings(), source=source)
+    with TestClient(app) as test_client:
+        feed: AnalyticsFeed = app.state.feed
+        feed.refresh()
+        yield test_client
+
+
+def test_healthz_is_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_503_with_a_detail_when_couchbase_is_down(
+    client: TestClient, source: FakeSource
+) -> None:
+    assert client.get("/readyz").json() == {"status": "ready"}
+    source.down = True
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "UnAmbiguousTimeout" in response.json()["detail"]
+
+
+def test_analytics_matches_the_contract_and_the_data(client: TestClient) -> None:
+    response = client.get("/api/analytics")
+    assert response.status_code == 200
+    body = Analytics.model_validate(response.json())
+    assert body.status == "ok"
+    assert body.totals.orders == 60
+    assert body.totals.sales == sum(o.amount for o in ORDERS)
+    assert body.totals.average_order_value == round(body.totals.sales / 60, 2)
+    assert body.totals.payments == 3
+    assert body.totals.fraud_alerts == sum(1 for o in ORDERS if o.amount > 300)
+    assert [o.order_id for o in body.orders] == [
+        o.order_id for o in sorted(ORDERS, key=lambda o: o.created_at, reverse=True)[:50]
+    ]
+    assert len(body.per_minute) == 60
+    assert body.per_minute == sorted(body.per_minute, key=lambda row: row.minute)
+    # Orders up to 58 minutes old are surely in the 60-minute window (69 minutes is not);
+    # exact minute sums are checked against the real store in the integration tests.
+    in_window = sum(row.orders for row in body.per_minute)
+    assert sum(1 for o in ORDERS if NOW - o.created_at < timedelta(minutes=58)) <= in_window
+    assert in_window < len(ORDERS)
+    assert {row.country: row.orders for row in body.by_country} == {"US": 20, "DE": 20, "FR": 20}
+
+
+def test_orders_are_newest_first_and_limited(client: TestClient) -> None:
+    body = OrdersPage.model_validate(client.get("/api/orders", params={"limit": 5}).json())
+    newest = sorted(ORDERS, key=lambda o: o.created_at, reverse=True)
+    assert [o.order_id for o in body.orders] == [o.order_id for o in newest[:5]]
+    default = client.get("/api/orders").json()
+    assert len(default["orders"]) == 10
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten"])
+def test_an_invalid_limit_is_422(client: TestClient, limit: str) -> None:
+    assert client.get("/api/orders", params={"limit": limit}).status_code == 422
+    assert client.get("/api/fraud-alerts", params={"limit": limit}).status_code == 422
+
+
+def test_fraud_alerts_are_the_flagged_orders(client: TestClient) -> None:
+    body = AlertsPage.model_validate(client.get("/api/fraud-alerts?limit=100").json())
+    assert {a.order_id for a in body.alerts} == {o.order_id for o in ORDERS if o.amount > 300}
+    assert all(a.reason == "HIGH_AMOUNT_RISKY_COUNTRY" for a in body.alerts)
+
+
+def test_api_is_503_with_json_when_the_data_is_stale(source: FakeSource) -> None:
+    source.down = True
+    app = create_app(settings(), source=source)
+    with TestClient(app) as client:
+        for path in ("/api/analytics", "/api/orders", "/api/fraud-alerts", "/api/stream"):
+            response = client.get(path)
+            assert response.status_code == 503, path
+            assert "detail" in response.json()
+
+
+def test_stream_sends_the_analytics_at_connect(client: TestClient) -> None:
+    with client.stream("GET", "/api/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        assert next(lines) == "event: analytics"
+        data = next(lines)
+        assert data.startswith("data: ")
+        assert json.loads(data.removeprefix("data: "))["totals"]["orders"] == 60
+
+
+def test_api_key_is_required_when_configured(source: FakeSource) -> None:
+    app = create_app(settings(api_key="s3cret"), source=source)
+    with TestClient(app) as client:
+        app.state.feed.refresh()
+        assert client.get("/api/analytics").status_code == 401
+        assert client.get("/api/analytics", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get("/api/analytics", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_cors_is_closed_by_default_and_opens_for_listed_origins(source: FakeSource) -> None:
+    origin = {"Origin": "https://dash.example"}
+    with TestClient(create_app(settings(), source=source)) as client:
+        assert "access-control-allow-origin" not in client.get("/healthz", headers=origin).headers
+    app = create_app(settings(cors_origins="https://dash.example"), source=source)
+    with TestClient(app) as client:
+        headers = client.get("/healthz", headers=origin).headers
+        assert headers["access-control-allow-origin"] == "https://dash.example"
+
+
+def test_large_request_bodies_are_refused(client: TestClient) -> None:
+    response = client.request("GET", "/api/analytics", content=b"x" * 70_000)
+    assert response.status_code == 413
+    assert "detail" in response.json()
+
+
+def test_metrics_and_openapi_are_served(client: TestClient) -> None:
+    client.get("/api/analytics")
+    metrics = client.get("/metrics").text
+    assert 'orderpipeline_backend_requests_total{route="/api/analytics",status="200"}' in metrics
+    schema = client.get("/openapi.json").json()
+    assert {"/api/analytics", "/api/orders", "/api/fraud-alerts", "/api/stream"} <= set(
+        schema["paths"]
+    )
+
+
+def test_unknown_paths_are_404_json_without_a_dashboard(client: TestClient) -> None:
+    response = client.get("/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
+
+
+def test_dashboard_is_served_with_index_fallback_without_shadowing_the_api(
+    source: FakeSource, tmp_path: Path
+) -> None:
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text("<html>dashboard</html>")
+    (tmp_path / "assets" / "app.js").write_text("console.log(1)")
+    app = create_app(settings(dashboard_dist=tmp_path), source=source)
+    with TestClient(app) as client:
+        app.state.feed.refresh()
+        assert client.get("/").text == "<html>dashboard</html>"
+        assert client.get("/orders/123").text == "<html>dashboard</html>"
+        assert client.get("/assets/app.js").text == "console.log(1)"
+        assert client.get("/api/analytics").json()["status"] == "ok"
+        assert client.get("/api/unknown").status_code == 404
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_dashboard_paths_never_leave_the_dist_folder(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("i")
+    (tmp_path.parent / "outside.txt").write_text("o")
+    assert resolve(tmp_path, "../outside.txt") == tmp_path.resolve() / "index.html"
+    assert resolve(tmp_path, "/etc/passwd") == tmp_path.resolve() / "index.html"
+
+
+def test_the_source_is_closed_on_shutdown(source: FakeSource) -> None:
+    with TestClient(create_app(settings(), source=source)):
+        pass
+    assert source.closed
+
+
+def test_feed_can_be_overridden_as_a_dependency(source: FakeSource) -> None:
+    app = create_app(settings(), source=source)
+    feed = AnalyticsFeed(source)
+    feed.refresh()
+    app.dependency_overrides[get_feed] = lambda: feed
+    with TestClient(app) as client:
+        assert client.get("/api/orders?limit=1").json()["orders"][0]["order_id"] == "ord_0000"
