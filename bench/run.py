@@ -1,7 +1,7 @@
 """The benchmark harness: `.venv/bin/python -m bench.run [--quick]` from the repository root.
 
-Starts its own Kafka broker and gocaves (devinfra), runs every benchmark module
-(bench/workers.py, and bench/analytics.py / bench/backend.py when present), and writes
+Starts its own Kafka broker and gocaves (devinfra), runs every benchmark module (bench/workers.py,
+and bench/analytics.py, bench/backend.py, bench/operator.py when present), and writes
 bench/results/latest.json ({"machine", "versions", "figures"}) and bench/results/latest.md.
 Each figure is the median of 3 runs (1 with --quick) next to its baseline from the same run.
 """
@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import BenchEnv, Figure
 
 RESULTS = Path(__file__).parent / "results"
-MODULES = ("bench.workers", "bench.analytics", "bench.backend")
+MODULES = ("bench.workers", "bench.analytics", "bench.backend", "bench.operator")
 
 
 def machine() -> dict[str, Any]:
