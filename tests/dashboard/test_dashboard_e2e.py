@@ -43,7 +43,7 @@ def stack(
 ) -> Iterator[Stack]:
     # A cluster of this module's own (what the `couchbase` fixture makes per test), so the
     # stack is started once for the module.
-    cluster = gocaves.create_cluster()
+    cluster = gocaves.create_cluster(bucket="order_analytics")
     topics = unique_topics()
     kafka.create_topics([v for k, v in topics.items() if k.endswith("_TOPIC")])
     env = (

@@ -23,18 +23,26 @@ function share(part: number, whole: number, fmt: Formatters): string | undefined
 /** The headline numbers: server-side aggregates over every order, never sums of the rows. */
 export function KpiCards({ totals, currency, fmt }: Props) {
   const kpis: Kpi[] = [
-    { id: "total-orders", label: "Total orders", value: totals.orders, text: fmt.count(totals.orders) },
+    {
+      id: "total-orders",
+      label: "Total orders",
+      value: totals.orders,
+      text: fmt.count(totals.orders),
+      note: "All time",
+    },
     {
       id: "total-sales",
       label: "Total sales",
       value: totals.sales,
       text: fmt.money(totals.sales, currency),
+      note: `All time, in ${currency}`,
     },
     {
       id: "average-order-value",
       label: "Average order value",
       value: totals.average_order_value,
       text: fmt.money(totals.average_order_value, currency),
+      note: "Per order",
     },
     {
       id: "fraud-alerts",
