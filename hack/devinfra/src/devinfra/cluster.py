@@ -334,6 +334,11 @@ class LocalCluster:
 # -- `python -m devinfra.cluster up|down|status` --------------------------------
 
 RUNDIR = Path(".run") / "cluster"
+PEERING = {
+    "apiVersion": "kopf.dev/v1",
+    "kind": "ClusterKopfPeering",
+    "metadata": {"name": "orderpipeline-operator"},
+}
 
 
 def _serve(rundir: Path) -> None:
@@ -350,18 +355,17 @@ def _serve(rundir: Path) -> None:
         # a sample from the README right away.
         for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
             cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
+        # kopf's peering object: one active operator replica at a time.
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(PEERING))
         operator_bin = Path(sys.executable).parent / "orderpipeline-operator"
-        if operator_bin.exists():
-            operator = ManagedProcess(
-                "operator",
-                [operator_bin],
-                log_path=rundir / "logs" / "operator.log",
-                env={
-                    **cluster.env,
-                    "PATH": f"{cluster.toolchain.helm.parent}:{os.environ['PATH']}",
-                },
-                cwd=REPO_ROOT,
-            ).start()
+        operator = ManagedProcess(
+            "operator",
+            [operator_bin],
+            log_path=rundir / "logs" / "operator.log",
+            env={**cluster.env, "OPERATOR_HELM_BINARY": str(cluster.toolchain.helm)},
+            cwd=REPO_ROOT,
+        ).start()
         print(f"cluster ready: KUBECONFIG={cluster.kubeconfig}", flush=True)
 
     def stop() -> None:

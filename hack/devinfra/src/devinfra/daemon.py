@@ -18,17 +18,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devinfra.procs import pid_alive
+
 
 def _pid(rundir: Path) -> int | None:
     try:
         pid = int((rundir / "supervisor.pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if pid_alive(pid) else None
 
 
 def running(rundir: Path) -> bool:

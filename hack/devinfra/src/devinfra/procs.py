@@ -31,6 +31,20 @@ def free_port() -> int:
         return port
 
 
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone.
+
+    Zombies matter here: a background supervisor is re-parented to PID 1, which
+    on some machines reaps late or never.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state follows the parenthesised command name, which may contain spaces.
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def wait_for(
     check: Callable[[], bool],
     *,
