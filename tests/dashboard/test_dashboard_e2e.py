@@ -151,3 +151,20 @@ def stack_kafka_config(stack: Stack) -> dict[str, str]:
         "bootstrap.servers": stack.env["KAFKA_BOOTSTRAP_SERVERS"],
         "security.protocol": stack.env["KAFKA_SECURITY_PROTOCOL"],
     }
+
+
+@pytest.mark.chaos
+def test_unavailable_shows_while_couchbase_is_frozen_and_clears_when_it_resumes(
+    page: Page, stack: Stack, gocaves: Gocaves
+) -> None:
+    # The backend stays up and keeps the stream open, so only the page's probe of the API
+    # (after a quiet spell) can notice that the data behind it went stale.
+    open_live(page, stack)
+    state = page.get_by_test_id("connection-state")
+    gocaves.pause()
+    try:
+        expect(state).to_have_attribute("data-state", "unavailable", timeout=30_000)
+        expect(page.get_by_test_id("stale-banner")).to_contain_text("503")
+    finally:
+        gocaves.resume()
+    expect(state).to_have_attribute("data-state", "live", timeout=30_000)

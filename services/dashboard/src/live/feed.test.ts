@@ -14,6 +14,10 @@ function setup(fetchImpl: typeof fetch = vi.fn(() => Promise.reject(new TypeErro
   return { feed, snapshots, last, fetchImpl };
 }
 
+function analyticsCalls(fetchImpl: { mock: { calls: unknown[][] } }): number {
+  return fetchImpl.mock.calls.filter(([url]) => url === "/api/analytics").length;
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
   FakeEventSource.reset();
@@ -97,9 +101,9 @@ describe("AnalyticsFeed", () => {
     expect(FakeEventSource.instances).toHaveLength(3);
 
     third.emit("analytics", analytics());
-    const polls = fetchImpl.mock.calls.length;
-    await vi.advanceTimersByTimeAsync(5000);
-    expect(fetchImpl.mock.calls.length).toBe(polls);
+    const polls = analyticsCalls(fetchImpl);
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(analyticsCalls(fetchImpl)).toBe(polls);
   });
 
   it("polls as well when the stream stays silent (a buffering proxy)", async () => {
@@ -131,6 +135,47 @@ describe("AnalyticsFeed", () => {
     FakeEventSource.latest().emit("analytics", { status: "ok" });
     expect(last()?.data?.totals.orders).toBe(1234);
     expect(last()?.error).toMatch(/unexpected analytics document/);
+  });
+
+  it("asks the API after a quiet spell and reports unavailable when it answers 503", async () => {
+    let healthy = true;
+    const fetchImpl = vi.fn(() =>
+      Promise.resolve(
+        healthy
+          ? jsonResponse({ orders: [] })
+          : jsonResponse({ detail: "analytics out of date: couchbase unreachable" }, 503),
+      ),
+    );
+    const { last } = setup(fetchImpl);
+    FakeEventSource.latest().emit("analytics", analytics());
+
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(fetchImpl).toHaveBeenLastCalledWith("/api/orders?limit=1", expect.anything());
+    expect(last()?.connection).toBe("live");
+
+    healthy = false;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(last()?.connection).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(last()).toMatchObject({
+      connection: "unavailable",
+      error: "The backend answered 503: analytics out of date: couchbase unreachable",
+    });
+    expect(FakeEventSource.latest().closed).toBe(false);
+
+    healthy = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(last()).toMatchObject({ connection: "live", error: null });
+  });
+
+  it("does not ask while snapshots keep arriving", async () => {
+    const fetchImpl = vi.fn(() => Promise.resolve(jsonResponse({ orders: [] })));
+    setup(fetchImpl);
+    for (let i = 0; i < 6; i += 1) {
+      FakeEventSource.latest().emit("analytics", analytics());
+      await vi.advanceTimersByTimeAsync(4000);
+    }
+    expect(fetchImpl).not.toHaveBeenCalled();
   });
 
   it("closes the stream and stops every timer when stopped", async () => {

@@ -31,12 +31,19 @@ export interface EventSourceLike {
 export interface FeedOptions {
   streamUrl?: string;
   analyticsUrl?: string;
+  /** A small API request that fails exactly when `/api/analytics` would (503, refused). */
+  probeUrl?: string;
   /** Poll period while the stream is down; the page must follow changes within 1 s. */
   pollIntervalMs?: number;
   /** Consecutive failed polls after which the backend counts as unavailable. */
   unavailableAfter?: number;
   /** Poll as well if the stream stays silent this long after opening (buffering proxy). */
   firstEventTimeoutMs?: number;
+  /**
+   * The stream only speaks on change, and its keepalives are comments the page never sees;
+   * after this much silence the feed asks the API whether the backend still has data.
+   */
+  probeAfterMs?: number;
   /** Give up on one poll after this long. */
   requestTimeoutMs?: number;
   retryInitialMs?: number;
@@ -72,6 +79,8 @@ export class AnalyticsFeed {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pollTimer: ReturnType<typeof setTimeout> | null = null;
   private watchdog: ReturnType<typeof setTimeout> | null = null;
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
+  private failedProbes = 0;
   private polling = false;
   private inflight: AbortController | null = null;
 
@@ -82,9 +91,11 @@ export class AnalyticsFeed {
     this.opts = {
       streamUrl: "/api/stream",
       analyticsUrl: "/api/analytics",
+      probeUrl: "/api/orders?limit=1",
       pollIntervalMs: 1000,
       unavailableAfter: 2,
       firstEventTimeoutMs: 3000,
+      probeAfterMs: 5000,
       requestTimeoutMs: 4000,
       retryInitialMs: 1000,
       retryMaxMs: 5000,
@@ -131,6 +142,7 @@ export class AnalyticsFeed {
 
   private closeStream(): void {
     this.clear("watchdog");
+    this.clear("probeTimer");
     this.source?.close();
     this.source = null;
     this.streaming = false;
@@ -148,7 +160,57 @@ export class AnalyticsFeed {
     this.retryDelay = this.opts.retryInitialMs;
     this.clear("watchdog");
     this.stopPolling();
+    this.failedProbes = 0;
     this.accept(data, "push");
+    this.scheduleProbe(this.opts.probeAfterMs);
+  }
+
+  /**
+   * An open stream can hide a backend that lost Couchbase (it keeps the connection and
+   * sends nothing) or a connection a proxy silently dropped. Silence is normal when no
+   * orders flow, so ask: two failed answers in a row mean unavailable, as for polling.
+   */
+  private scheduleProbe(delay: number): void {
+    this.clear("probeTimer");
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      void this.probe();
+    }, delay);
+  }
+
+  private async probe(): Promise<void> {
+    const source = this.source;
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(), this.opts.requestTimeoutMs);
+    let failure: string | null = null;
+    try {
+      const response = await this.opts.fetchImpl(this.opts.probeUrl, {
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        failure = `The backend answered ${response.status}: ${await detailOf(response)}`;
+      }
+    } catch {
+      failure = "The backend cannot be reached.";
+    } finally {
+      clearTimeout(timeout);
+    }
+    // The stream may have failed or been replaced meanwhile; its own handling wins.
+    if (this.stopped || !this.streaming || source !== this.source) return;
+    if (failure === null) {
+      this.failedProbes = 0;
+      if (this.snapshot.connection !== "live") {
+        this.update({ connection: "live", transport: "push", error: null });
+      }
+      this.scheduleProbe(this.opts.probeAfterMs);
+      return;
+    }
+    this.failedProbes += 1;
+    const unavailable = this.failedProbes >= this.opts.unavailableAfter;
+    this.update({ connection: unavailable ? "unavailable" : "reconnecting", error: failure });
+    this.scheduleProbe(this.opts.pollIntervalMs);
   }
 
   private onStreamError(): void {
@@ -241,7 +303,7 @@ export class AnalyticsFeed {
     this.onChange(this.snapshot);
   }
 
-  private clear(timer: "retryTimer" | "pollTimer" | "watchdog"): void {
+  private clear(timer: "retryTimer" | "pollTimer" | "watchdog" | "probeTimer"): void {
     const handle = this[timer];
     if (handle !== null) clearTimeout(handle);
     this[timer] = null;
