@@ -62,3 +62,17 @@ def test_built_page_follows_a_pushed_change_without_reload(
             "data-value", str(changed["totals"]["orders"])
         )
         assert page.evaluate("window.__sameDocument") is True
+
+
+def test_built_page_tabs_past_the_charts_to_the_scrollable_lists(
+    page: Page, dashboard_dist: Path
+) -> None:
+    # The chart plots are decorative (their data is in hidden tables): they must not take
+    # keyboard focus, while the two scrollable lists must.
+    with serve_stub(dashboard_dist, sample_analytics(orders=30)) as (url, _state):
+        page.goto(url)
+        expect(page.get_by_test_id("order-row")).to_have_count(30)
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("region", name="Latest orders table")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("region", name="Fraud alerts list")).to_be_focused()

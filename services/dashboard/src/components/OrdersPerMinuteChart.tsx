@@ -42,7 +42,11 @@ export function OrdersPerMinuteChart({ buckets, fmt }: Props) {
       }
     >
       <ResponsiveContainer width="100%" height={HEIGHT} initialDimension={{ width: 480, height: HEIGHT }}>
-        <AreaChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+        <AreaChart
+          data={rows}
+          margin={{ top: 8, right: 16, bottom: 4, left: 0 }}
+          accessibilityLayer={false}
+        >
           <defs>
             <linearGradient id="opm-fill" x1="0" y1="0" x2="0" y2="1">
               <stop offset="0%" stopColor={chartTheme.accent} stopOpacity={0.35} />

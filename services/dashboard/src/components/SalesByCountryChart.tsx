@@ -46,7 +46,12 @@ export function SalesByCountryChart({ buckets, currency, fmt }: Props) {
       }
     >
       <ResponsiveContainer width="100%" height={height} initialDimension={{ width: 480, height }}>
-        <BarChart data={rows} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 0 }}>
+        <BarChart
+          data={rows}
+          layout="vertical"
+          margin={{ top: 4, right: 16, bottom: 4, left: 0 }}
+          accessibilityLayer={false}
+        >
           <CartesianGrid horizontal={false} stroke={chartTheme.grid} />
           <XAxis
             type="number"
