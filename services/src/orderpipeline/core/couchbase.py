@@ -27,6 +27,8 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 _SCHEMES = ("couchbase://", "couchbases://")
+# Scope and collection are always `_default` (see _open): no setting reaches them.
+BUCKET_NAME_PATTERN = r"^[A-Za-z0-9._%-]+$"
 
 
 def normalize_connection_string(value: str) -> str:
@@ -55,8 +57,13 @@ class CouchbaseSettings(BaseSettings):
         min_length=1,
         validation_alias=AliasChoices("COUCHBASE_CONNECTION_STRING", "COUCHBASE_HOST"),
     )
+    # Couchbase's own rule for bucket names (the CRD and the webapp chart check the same):
+    # nothing else reaches the SDK, and the original system pasted this name into SQL++.
     bucket: str = Field(
-        "order_analytics", min_length=1, validation_alias=AliasChoices("COUCHBASE_BUCKET")
+        "order_analytics",
+        pattern=BUCKET_NAME_PATTERN,
+        max_length=100,
+        validation_alias=AliasChoices("COUCHBASE_BUCKET"),
     )
     username: str = Field(
         "Administrator", min_length=1, validation_alias=AliasChoices("COUCHBASE_USERNAME")
