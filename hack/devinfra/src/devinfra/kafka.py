@@ -38,8 +38,15 @@ logger.started.level = INFO
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid.toString(): URL-safe base64 of 16 random bytes, unpadded.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid.toString(): URL-safe base64 of 16 random bytes, unpadded.
+
+    Like Kafka's own generator, never one that starts with "-": StorageTool's
+    argument parser would read it as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaBroker:
@@ -221,7 +228,8 @@ class KafkaBroker:
     def _metadata_ok(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(self.client_config())
+        # log_level 0: "connection refused" until the broker listens is expected.
+        admin = AdminClient(self.client_config() | {"log_level": 0})
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)
 
