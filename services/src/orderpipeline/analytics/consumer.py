@@ -152,6 +152,9 @@ class AnalyticsConsumer:
                 **{
                     "session.timeout.ms": settings.session_timeout_ms,
                     "heartbeat.interval.ms": max(1000, settings.session_timeout_ms // 5),
+                    # librdkafka prefetches up to 64 MB by default; a few batches ahead is
+                    # plenty when Couchbase, not Kafka, sets the pace (keeps RSS < 150 MB).
+                    "queued.max.messages.kbytes": 16384,
                 },
             )
         )
@@ -237,9 +240,13 @@ class AnalyticsConsumer:
             self._unavailable(exc, [])
             return
         for pid, stored in loaded.items():
-            self.owned[pid] = Owned(stored.aggregate, stored.cas)
-            self.pending.discard(pid)
+            # The rebalance callback can run while we load (seen after a broker restart): a
+            # partition revoked meanwhile is no longer ours to resume.
+            if pid in self.pending:
+                self.owned[pid] = Owned(stored.aggregate, stored.cas)
+                self.pending.discard(pid)
         self._seek(pids)
+        pids = [p for p in pids if p in self.owned]
         self.consumer.resume([TopicPartition(p.topic, p.partition) for p in pids])
         self.log.info(
             "partitions resumed from Couchbase",
@@ -416,10 +423,29 @@ class AnalyticsConsumer:
     def _seek(self, pids: list[PartitionId]) -> None:
         for pid in pids:
             owned = self.owned.get(pid)
-            if owned is not None:
+            if owned is None:
+                continue
+            try:
                 self.consumer.seek(
                     TopicPartition(pid.topic, pid.partition, owned.aggregate.next_offset)
                 )
+            except KafkaException as exc:
+                # Revoked since, or not ready after a broker restart: crashing here turned a
+                # broker restart into a crash. Forget the partition; if it is still ours,
+                # load it from Couchbase again on the next step.
+                self.owned.pop(pid, None)
+                if pid in self._assigned():
+                    self.pending.add(pid)
+                    self.consumer.pause([TopicPartition(pid.topic, pid.partition)])
+                self.log.warning(
+                    "could not seek, partition reloaded if still assigned",
+                    topic=pid.topic,
+                    partition=pid.partition,
+                    error=str(exc),
+                )
+
+    def _assigned(self) -> set[PartitionId]:
+        return {PartitionId(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
     def _unavailable(self, exc: Exception, rewind: list[PartitionId]) -> None:
         """Forget the consumed-but-unwritten messages (seek back) and pause everything."""

@@ -69,8 +69,10 @@ class StoredAggregate:
 
 
 def _unavailable(exc: CouchbaseException) -> StoreUnavailable:
-    # The SDK's str() carries a long JSON context; the class name and message say enough.
-    return StoreUnavailable(f"{type(exc).__name__}: {exc.message or ''}".rstrip(": "))
+    # The SDK's str() carries a long JSON context; the class name and message say enough. The
+    # prefix names the culprit: this text is the backend's 503 body.
+    detail = f"{type(exc).__name__}: {exc.message or ''}".rstrip(": ")
+    return StoreUnavailable(f"couchbase unreachable: {detail}")
 
 
 class AnalyticsStore:
