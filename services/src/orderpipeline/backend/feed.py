@@ -131,7 +131,10 @@ class AnalyticsFeed:
         if snapshot is None:
             raise FeedUnavailable(f"analytics not available: {self._error}")
         if time.monotonic() - self._last_ok > self._max_staleness:
-            raise FeedUnavailable(f"analytics out of date: {self._error}")
+            age = time.monotonic() - self._last_ok
+            raise FeedUnavailable(
+                f"analytics out of date (last read {age:.0f} s ago): {self._error}"
+            )
         return snapshot
 
     async def next_after(self, version: int, timeout: float) -> Snapshot | None:

@@ -1,0 +1,564 @@
+"""The fault scenarios' machinery, shared by tests/chaos (small sizes) and bench/chaos.py (full
+sizes): the real services as subprocesses, the faults, and a report computed independently of
+the services' code from what the producer acknowledged and what Kafka and Couchbase hold.
+
+Nothing here imports the services' aggregate code: the expected figures are recomputed from
+the orders read back from the `orders` topic, with Decimal arithmetic on the JSON text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from devinfra.procs import free_port
+
+BIN = Path(sys.executable).parent / "orderpipeline"
+PARTITIONS = 3
+# The fraud rule's documented defaults (docs/services.md), restated here on purpose.
+FRAUD_THRESHOLD = Decimal(300)
+TRUSTED = {"US", "CA"}
+PARTITION_DOC = "analytics::partition::{topic}::{partition}"
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: a crashed test run leaves no service behind.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if condition():
+                return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Proc:
+    """`orderpipeline <service>` as a subprocess; restartable, output appended to one file."""
+
+    def __init__(self, service: str, env: dict[str, str], workdir: Path) -> None:
+        self.service = service
+        self.health_port = free_port()
+        self.log = workdir / f"{service}-{uuid.uuid4().hex[:6]}.log"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HEALTH_PORT": str(self.health_port),
+            "ORDERPIPELINE_SECRETS_DIR": str(workdir / "no-secrets"),
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.exit_codes: list[int] = []
+
+    def start(self) -> Proc:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(BIN), self.service],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        self.starts += 1
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush, commit or leave the group."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.exit_codes.append(self.process.wait(30))
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.exit_codes.append(code)
+        return code
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose `event` is `event`."""
+        found = []
+        for line in self.output().splitlines():
+            if f'"{event}"' in line:
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if record.get("event") == event:
+                        found.append(record)
+        return found
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples whose name and labels start with `name` (0 if none)."""
+        url = f"http://127.0.0.1:{self.health_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body)
+        except ValueError:
+            return exc.code, {"raw": body.decode(errors="replace")}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Per-scenario topics and groups, so scenarios sharing a broker never see each other."""
+
+    orders: str
+    alerts: str
+    payments: str
+    analytics: str
+    dlq: str
+    fraud_group: str
+    payment_group: str
+    analytics_group: str
+
+    @classmethod
+    def unique(cls) -> Names:
+        t = uuid.uuid4().hex[:8]
+        return cls(
+            f"orders-{t}",
+            f"fraud-alerts-{t}",
+            f"payments-{t}",
+            f"order-analytics-{t}",
+            f"orders-dlq-{t}",
+            f"fraud-group-{t}",
+            f"payments-group-{t}",
+            f"analytics-group-{t}",
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ORDERS_TOPIC": self.orders,
+            "FRAUD_ALERTS_TOPIC": self.alerts,
+            "PAYMENTS_TOPIC": self.payments,
+            "ANALYTICS_TOPIC": self.analytics,
+            "DEAD_LETTER_TOPIC": self.dlq,
+            "FRAUD_GROUP_ID": self.fraud_group,
+            "PAYMENT_GROUP_ID": self.payment_group,
+            "ANALYTICS_GROUP_ID": self.analytics_group,
+        }
+
+
+# Fast failover: a SIGKILLed member's partitions move after 6 s (the broker's minimum) instead
+# of 45 s; short simulated payment work; a Couchbase outage noticed within a second.
+FAST = {
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "ANALYTICS_SESSION_TIMEOUT_MS": "6000",
+    "PAYMENT_PROCESSING_DELAY_MS": "5",
+    "COUCHBASE_KV_TIMEOUT_SECONDS": "1",
+}
+
+
+class Pipeline:
+    """The services of one scenario against one broker and one Couchbase (gocaves) cluster."""
+
+    def __init__(self, broker: Any, couchbase: Any, workdir: Path) -> None:
+        self.broker = broker
+        self.couchbase = couchbase
+        self.workdir = workdir
+        self.names = Names.unique()
+        self.procs: list[Proc] = []
+        self.producers: list[Proc] = []
+        broker.create_topics(
+            [
+                self.names.orders,
+                self.names.alerts,
+                self.names.payments,
+                self.names.analytics,
+                self.names.dlq,
+            ],
+            partitions=PARTITIONS,
+        )
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **self.broker.service_env(),
+            **self.couchbase.service_env(),
+            **self.names.env(),
+            **FAST,
+            **extra,
+        }
+
+    def start(self, service: str, **extra: str) -> Proc:
+        proc = Proc(service, self.env(**extra), self.workdir).start()
+        self.procs.append(proc)
+        return proc
+
+    def start_consumers(self) -> dict[str, Proc]:
+        return {name: self.start(name) for name in ("fraud", "payment", "analytics")}
+
+    def start_producer(self, count: int | None, rate: float) -> Proc:
+        extra = {"PRODUCER_RATE": str(rate)}
+        if count is not None:
+            extra["PRODUCER_COUNT"] = str(count)
+        proc = self.start("producer", **extra)
+        self.producers.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.close()
+
+    # --- what the producers acknowledged -------------------------------------------------------
+
+    def acknowledged(self) -> int:
+        """Orders the producers report as delivered (their `flushed` log line at exit)."""
+        total = 0
+        for proc in self.producers:
+            lines = proc.log_events("flushed")
+            assert lines, f"producer {proc.log} did not report its deliveries"
+            total += sum(int(line["delivered"]) for line in lines)
+        return total
+
+    def wait_producers(self, timeout: float) -> None:
+        for proc in self.producers:
+            assert proc.process is not None
+            code = proc.process.wait(timeout)
+            assert code == 0, f"producer exited {code}: {proc.output()[-2000:]}"
+
+
+# --- reading Kafka ------------------------------------------------------------------------------
+
+
+def end_offsets(broker: Any, topic: str) -> dict[int, int]:
+    consumer = Consumer({**broker.client_config(), "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(PARTITIONS)
+        }
+    finally:
+        consumer.close()
+
+
+def committed(broker: Any, group: str, topic: str) -> dict[int, int]:
+    admin = AdminClient(broker.client_config())
+    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    result = next(iter(futures.values())).result()
+    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.topic == topic}
+
+
+def group_done(broker: Any, group: str, topic: str) -> bool:
+    """The group has committed the end of every non-empty partition of `topic`."""
+    ends = end_offsets(broker, topic)
+    done = committed(broker, group, topic)
+    return all(done.get(p, -1) >= end for p, end in ends.items() if end > 0)
+
+
+def read_values(broker: Any, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every (key, value) of `topic` up to its current end."""
+    ends = end_offsets(broker, topic)
+    consumer = Consumer(
+        {
+            **broker.client_config(),
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    out: list[tuple[bytes | None, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        remaining = {p: end for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, 0.5):
+                if msg.error() is not None:
+                    continue
+                p, off = msg.partition() or 0, msg.offset() or 0
+                if p in remaining and off < remaining[p]:
+                    out.append((msg.key(), msg.value() or b""))
+                    if off + 1 >= remaining[p]:
+                        del remaining[p]
+        assert not remaining, f"could not read {topic} to its end: {remaining}"
+        return out
+    finally:
+        consumer.close()
+
+
+def ids_of(values: list[tuple[bytes | None, bytes]]) -> Counter[str]:
+    return Counter(str(json.loads(v)["order_id"]) for _, v in values)
+
+
+# --- reading Couchbase --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def collection_of(couchbase: Any) -> Iterator[Any]:
+    cluster = couchbase.connect()
+    try:
+        yield cluster.bucket(couchbase.bucket).default_collection()
+    finally:
+        cluster.close()
+
+
+def stored_ids(collection: Any, ids: list[str]) -> set[str]:
+    """Which of `ids` have an order document."""
+    found: set[str] = set()
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        result = collection.get_multi(chunk, return_exceptions=True)
+        found.update(result.results)
+    return found
+
+
+def partition_docs(collection: Any, names: Names) -> list[dict[str, Any]]:
+    keys = [
+        PARTITION_DOC.format(topic=t, partition=p)
+        for t in (names.orders, names.payments)
+        for p in range(PARTITIONS)
+    ]
+    result = collection.get_multi(keys, return_exceptions=True, timeout=timedelta(seconds=10))
+    return [r.content_as[dict] for r in result.results.values()]
+
+
+def analytics_done(broker: Any, collection: Any, names: Names) -> bool:
+    """Every partition document has reached the end of its partition."""
+    reached = {
+        (d["topic"], d["partition"]): int(d["next_offset"])
+        for d in partition_docs(collection, names)
+    }
+    for topic in (names.orders, names.payments):
+        for p, end in end_offsets(broker, topic).items():
+            if end > 0 and reached.get((topic, p), 0) < end:
+                return False
+    return True
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """One scenario's figures (a row of docs/reliability.md)."""
+
+    scenario: str
+    produced: int = 0  # acknowledged by the producer(s)
+    in_kafka: int = 0  # messages on `orders`
+    in_kafka_twice: int = 0  # an order_id on `orders` more than once
+    stored: int = 0  # acknowledged orders with their Couchbase document
+    lost: int = 0  # acknowledged but not stored (or not even in Kafka)
+    counted: int = 0  # orders in the analytics aggregates
+    counted_twice: int = 0  # counted minus distinct stored, when positive
+    aggregates_exact: bool = False
+    mismatches: list[str] = field(default_factory=list)
+    alerts_expected: int = 0
+    alerts_seen: int = 0  # distinct order_ids on fraud-alerts
+    alerts_duplicates: int = 0  # extra alert records (documented: at-least-once, same key)
+    alerts_unexpected: int = 0  # alerts for orders the rule does not flag
+    payments_expected: int = 0
+    payments_seen: int = 0
+    payments_duplicates: int = 0
+    payments_unexpected: int = 0
+    faults: str = ""
+    seconds: float = 0.0
+
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.counted_twice == 0
+            and self.in_kafka_twice == 0
+            and self.aggregates_exact
+            and self.alerts_seen == self.alerts_expected
+            and self.alerts_unexpected == 0
+            and self.payments_seen == self.payments_expected
+            and self.payments_unexpected == 0
+            and self.stored == self.produced
+        )
+
+    def line(self) -> str:
+        return (
+            f"{self.scenario}: produced={self.produced} stored={self.stored} lost={self.lost} "
+            f"counted_twice={self.counted_twice} exact={self.aggregates_exact} "
+            f"alerts={self.alerts_seen}/{self.alerts_expected} (+{self.alerts_duplicates} dup) "
+            f"payments={self.payments_seen}/{self.payments_expected} "
+            f"(+{self.payments_duplicates} dup) faults=[{self.faults}]"
+            + (f" mismatches={self.mismatches}" if self.mismatches else "")
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _money(text_amount: Any) -> Decimal:
+    return Decimal(str(text_amount))
+
+
+def expected_aggregates(orders: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals, per country/status/minute, from the orders themselves (amounts parsed as
+    Decimal from the JSON text, so the sums are exact)."""
+    by_country: dict[str, list[Any]] = {}
+    by_status: Counter[str] = Counter()
+    per_minute: dict[str, list[Any]] = {}
+    sales = Decimal(0)
+    alerts = 0
+    for o in orders:
+        amount = _money(o["amount"])
+        sales += amount
+        row = by_country.setdefault(o["country"], [0, Decimal(0)])
+        row[0] += 1
+        row[1] += amount
+        by_status[o["status"]] += 1
+        minute = str(o["created_at"])[:16] + ":00Z"
+        cell = per_minute.setdefault(minute, [0, Decimal(0)])
+        cell[0] += 1
+        cell[1] += amount
+        if amount > FRAUD_THRESHOLD and o["country"] not in TRUSTED:
+            alerts += 1
+    return {
+        "orders": len(orders),
+        "sales": sales,
+        "fraud_alerts": alerts,
+        "by_country": {k: (n, s) for k, (n, s) in by_country.items()},
+        "by_status": dict(by_status),
+        "per_minute": {k: (n, s) for k, (n, s) in per_minute.items()},
+    }
+
+
+def stored_aggregates(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same figures summed over the stored partition documents."""
+    orders_docs = [d for d in docs if "orders" in d]
+    by_country: dict[str, list[Any]] = {}
+    by_status: Counter[str] = Counter()
+    per_minute: dict[str, list[Any]] = {}
+    for d in orders_docs:
+        for k, b in d["by_country"].items():
+            row = by_country.setdefault(k, [0, Decimal(0)])
+            row[0] += int(b["orders"])
+            row[1] += Decimal(str(b["sales"]))
+        for k, n in d["by_status"].items():
+            by_status[k] += int(n)
+        for k, b in d["per_minute"].items():
+            cell = per_minute.setdefault(k, [0, Decimal(0)])
+            cell[0] += int(b["orders"])
+            cell[1] += Decimal(str(b["sales"]))
+    return {
+        "orders": sum(int(d["orders"]) for d in orders_docs),
+        "sales": sum((Decimal(str(d["sales"])) for d in orders_docs), Decimal(0)),
+        "fraud_alerts": sum(int(d["fraud_alerts"]) for d in orders_docs),
+        "payments": sum(int(d["payments"]) for d in orders_docs),
+        "by_country": {k: (n, s) for k, (n, s) in by_country.items() if n},
+        "by_status": {k: n for k, n in by_status.items() if n},
+        "per_minute": {k: (n, s) for k, (n, s) in per_minute.items() if n},
+    }
+
+
+def wait_processed(pipeline: Pipeline, timeout: float) -> None:
+    """Until fraud and payment have committed the end of `orders` and analytics has applied
+    every order and payment."""
+    broker, names = pipeline.broker, pipeline.names
+    with collection_of(pipeline.couchbase) as collection:
+        wait_until(
+            lambda: (
+                group_done(broker, names.fraud_group, names.orders)
+                and group_done(broker, names.payment_group, names.orders)
+            ),
+            timeout,
+            "fraud and payment to commit every order",
+        )
+        wait_until(
+            lambda: analytics_done(broker, collection, names),
+            timeout,
+            "analytics to apply every order and payment",
+        )
+
+
+def build_report(pipeline: Pipeline, scenario: str, faults: str, seconds: float) -> Report:
+    """The figures of a finished scenario, from Kafka and Couchbase only."""
+    broker, names = pipeline.broker, pipeline.names
+    report = Report(scenario, faults=faults, seconds=round(seconds, 1))
+    report.produced = pipeline.acknowledged()
+    raw_orders = read_values(broker, names.orders)
+    report.in_kafka = len(raw_orders)
+    order_counts = ids_of(raw_orders)
+    report.in_kafka_twice = sum(n - 1 for n in order_counts.values())
+    first: dict[str, dict[str, Any]] = {}
+    for _, value in raw_orders:
+        order = json.loads(value)
+        first.setdefault(str(order["order_id"]), order)
+    orders = list(first.values())
+    with collection_of(pipeline.couchbase) as collection:
+        report.stored = len(stored_ids(collection, list(first)))
+        stored = stored_aggregates(partition_docs(collection, names))
+    report.lost = max(0, report.produced - report.stored)
+    report.counted = stored["orders"]
+    report.counted_twice = max(0, report.counted - report.stored)
+
+    expected = expected_aggregates(orders)
+    alerts = ids_of(read_values(broker, names.alerts))
+    payments = ids_of(read_values(broker, names.payments))
+    expected["payments"] = len(payments)
+    report.mismatches = [
+        f"{key}: stored {stored[key]!r} != expected {expected[key]!r}"
+        if key in ("orders", "sales", "fraud_alerts", "payments")
+        else f"{key} differs"
+        for key in expected
+        if stored[key] != expected[key]
+    ]
+    report.aggregates_exact = not report.mismatches
+
+    fraud_ids = {
+        o["order_id"]
+        for o in orders
+        if _money(o["amount"]) > FRAUD_THRESHOLD and o["country"] not in TRUSTED
+    }
+    report.alerts_expected = len(fraud_ids)
+    report.alerts_seen = len(set(alerts) & fraud_ids)
+    report.alerts_duplicates = sum(alerts.values()) - len(alerts)
+    report.alerts_unexpected = len(set(alerts) - fraud_ids)
+    report.payments_expected = len(first)
+    report.payments_seen = len(set(payments) & set(first))
+    report.payments_duplicates = sum(payments.values()) - len(payments)
+    report.payments_unexpected = len(set(payments) - set(first))
+    return report
