@@ -124,6 +124,8 @@ def plant_secrets(k8s: LocalCluster, watched: str) -> dict[str, str]:
     canaries = {
         "kafka-password": new_canary("kafka-password"),
         "couchbase-password": new_canary("couchbase-password"),
+        # Not a secret in itself, but a mounted Secret must stay a mount, never inlined.
+        "kafka-ca": new_canary("kafka-ca"),
     }
     k8s.kubectl(
         "-n", watched, "create", "secret", "generic", "kafka-credentials",
@@ -133,6 +135,10 @@ def plant_secrets(k8s: LocalCluster, watched: str) -> dict[str, str]:
         "-n", watched, "create", "secret", "generic", "couchbase-credentials",
         "--from-literal=username=Administrator",
         f"--from-literal=password={canaries['couchbase-password']}",
+    )  # fmt: skip
+    k8s.kubectl(
+        "-n", watched, "create", "secret", "generic", "kafka-ca",
+        f"--from-literal=ca.crt={canaries['kafka-ca']}",
     )  # fmt: skip
     return canaries
 
@@ -147,6 +153,7 @@ def pipeline_manifest() -> dict[str, Any]:
                 "bootstrapServers": "kafka.example:9093",
                 "securityProtocol": "SASL_SSL",
                 "credentialsSecretRef": {"name": "kafka-credentials"},
+                "caSecretRef": {"name": "kafka-ca"},
             },
             "couchbase": {
                 "connectionString": "couchbases://cb.example",
@@ -174,7 +181,6 @@ def start_operator(deployment: Deployment, workdir: Path) -> None:
         "OPERATOR_RESYNC_SECONDS": "5",
         "OPERATOR_LIVENESS_PORT": str(liveness),
         "OPERATOR_METRICS_PORT": str(deployment.metrics_port),
-        "LOG_LEVEL": "DEBUG",
     }
     process = ManagedProcess(
         "orderpipeline-operator (service account)",

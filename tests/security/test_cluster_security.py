@@ -32,7 +32,7 @@ from security.cluster_setup import (
 pytestmark = pytest.mark.cluster
 
 WORKERS = ("producer", "fraud", "payment", "analytics")
-REFERENCED_SECRETS = {"kafka-credentials", "couchbase-credentials"}
+REFERENCED_SECRETS = {"kafka-credentials", "couchbase-credentials", "kafka-ca"}
 
 
 @pytest.fixture(scope="module")
