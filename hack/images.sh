@@ -5,8 +5,9 @@
 # images: Debian bookworm made by debootstrap (Python 3.11; nginx), and the pinned helm
 # from the toolchain cache. Bases and buildah's storage are cached under
 #   $ORDERPIPELINE_CACHE/images-<IMAGES_KEY>/
-# so a warm run only rebuilds what changed. Each image is also written as an OCI
-# archive (oci/<name>.tar) for containerd/kind (`kind load image-archive`).
+# so a warm run only rebuilds what changed. IMAGES_OCI=1 also writes each image as an
+# OCI archive (oci/<name>.tar) for containerd or `kind load image-archive`.
+# Usage: hack/images.sh [all|services|operator|dashboard]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -98,9 +99,11 @@ build() {
         --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
         -f "$dockerfile" -t "localhost/orderpipeline/$name:$TAG" "$@" "$context" >"$WORK/build-$name.log" 2>&1 \
         || { tail -30 "$WORK/build-$name.log" >&2; exit 1; }
-    mkdir -p "$WORK/oci"
-    rm -f "$WORK/oci/$name.tar"
-    bah push "localhost/orderpipeline/$name:$TAG" "oci-archive:$WORK/oci/$name.tar:orderpipeline/$name:$TAG" >/dev/null 2>&1
+    if [[ -n "${IMAGES_OCI:-}" ]]; then
+        mkdir -p "$WORK/oci"
+        rm -f "$WORK/oci/$name.tar"
+        bah push "localhost/orderpipeline/$name:$TAG" "oci-archive:$WORK/oci/$name.tar:orderpipeline/$name:$TAG" >/dev/null 2>&1
+    fi
     log "built $name in $((SECONDS - started)) s"
 }
 

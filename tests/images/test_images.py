@@ -167,7 +167,11 @@ def test_services_image_answers_help_for_every_entry_point(image: Any, entry_poi
 
 def test_services_image_backend_serves_healthz(image: Any) -> None:
     port = free_port()
-    env = {"BACKEND_PORT": str(port), "COUCHBASE_CONNECTION_STRING": "couchbase://127.0.0.1:1"}
+    env = {
+        "BACKEND_PORT": str(port),
+        "COUCHBASE_CONNECTION_STRING": "couchbase://127.0.0.1:1",
+        "COUCHBASE_PASSWORD": "unused",
+    }
     backend = Running(image("services"), env, ["orderpipeline", "backend"])
     try:
         status, body = http_get(f"http://127.0.0.1:{port}/healthz")
