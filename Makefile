@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 
 .PHONY: help bootstrap doctor lint test test-chaos bench up down status logs \
-        cluster-up cluster-down images
+        cluster-up cluster-down images audit
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,3 +61,6 @@ cluster-down: ## Stop the local Kubernetes control plane
 
 images: bootstrap ## Build the three container images with buildah (no Docker engine needed)
 	@bash hack/images.sh
+
+audit: bootstrap ## pip-audit (uv.lock) + npm audit; fails when an advisory service is unreachable
+	$(PY) tests/security/dependency_audit.py
