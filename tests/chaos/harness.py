@@ -27,8 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 from devinfra.procs import free_port
 
 BIN = Path(sys.executable).parent / "orderpipeline"
@@ -45,13 +44,18 @@ def _die_with_parent() -> None:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition`; a poll that raises (a broker or Couchbase still recovering from the
+    fault) counts as not yet, and the last error is named on timeout."""
     deadline = time.monotonic() + timeout
+    last_error = ""
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
+        try:
             if condition():
                 return
+        except Exception as exc:
+            last_error = f" (last error: {type(exc).__name__}: {exc})"
         time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{last_error}")
 
 
 class Proc:
@@ -284,10 +288,20 @@ def end_offsets(broker: Any, topic: str) -> dict[int, int]:
 
 
 def committed(broker: Any, group: str, topic: str) -> dict[int, int]:
-    admin = AdminClient(broker.client_config())
-    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-    result = next(iter(futures.values())).result()
-    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.topic == topic}
+    """The group's committed offset per partition of `topic` (-1001: none yet).
+
+    Asked through a consumer of the group that never subscribes (so it does not join it): the
+    AdminClient's list_consumer_group_offsets crashes librdkafka 2.16 (SIGSEGV in
+    rd_kafka_cgrp_op) when the coordinator answers COORDINATOR_LOAD_IN_PROGRESS.
+    """
+    consumer = Consumer({**broker.client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        found = consumer.committed(
+            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10
+        )
+        return {tp.partition: tp.offset for tp in found}
+    finally:
+        consumer.close()
 
 
 def group_done(broker: Any, group: str, topic: str) -> bool:

@@ -65,6 +65,7 @@ CONFLICTS = Counter(
     "Partition aggregate writes refused by CAS (another owner wrote first); reloaded",
 )
 BACKOFF_MAX_S = 15.0
+CONFLICT_REASON = "duplicate order_id with different content (first stored wins)"
 
 
 class DeliveryFailed(Exception):
@@ -320,9 +321,11 @@ class AnalyticsConsumer:
         claims: dict[str, JsonDict] = {}
         plans: dict[PartitionId, list[Planned]] = {}
         dead: list[tuple[Message, str]] = []
+        by_offset: dict[tuple[PartitionId, int], Message] = {}
         for pid, msgs in work.items():
             plan = plans[pid] = []
             for msg in msgs:
+                by_offset[pid, msg.offset() or 0] = msg
                 try:
                     plan.append(self._plan(pid, msg, claims))
                 except InvalidMessage as exc:
@@ -331,6 +334,7 @@ class AnalyticsConsumer:
         self._send_dead_letters(dead)
         owned_keys = self.store.claim(claims)
         records: dict[PartitionId, list[Record]] = {}
+        duplicates: list[tuple[Message, Order]] = []
         for pid, plan in plans.items():
             out = records[pid] = []
             for p in plan:
@@ -341,6 +345,8 @@ class AnalyticsConsumer:
                 )
                 if p.key is not None and not mine:
                     DUPLICATES.inc()
+                    if p.order is not None:
+                        duplicates.append((by_offset[pid, p.offset], p.order))
                 if not mine:
                     out.append(Record(p.offset))
                 elif p.order is not None:
@@ -348,7 +354,25 @@ class AnalyticsConsumer:
                     out.append(Record(p.offset, p.order, REASON if flagged else None))
                 else:
                     out.append(Record(p.offset, payment=True))
+        self._send_dead_letters(self._conflicting(duplicates))
         return records
+
+    def _conflicting(self, duplicates: list[tuple[Message, Order]]) -> list[tuple[Message, str]]:
+        """Duplicates whose content differs from the order stored first under their order_id.
+
+        First write wins; an identical duplicate (a redelivery, a producer retry) is just not
+        counted, but a different order reusing the id is a producer bug worth a dead letter.
+        """
+        if not duplicates:
+            return []
+        stored = self.store.documents({order.order_id for _, order in duplicates})
+        conflicts = []
+        for msg, order in duplicates:
+            first = dict(stored.get(order.order_id, {}))
+            first.pop(SOURCE_FIELD, None)
+            if first and first != order.model_dump(mode="json"):
+                conflicts.append((msg, CONFLICT_REASON))
+        return conflicts
 
     def _send_dead_letters(self, dead: list[tuple[Message, str]]) -> None:
         if not dead:

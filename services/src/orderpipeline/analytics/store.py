@@ -15,7 +15,7 @@ two messages) count once: only the message named in `_source` counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -141,6 +141,10 @@ class AnalyticsStore:
                 if key in stored and stored[key][0].get(SOURCE_FIELD) == docs[key][SOURCE_FIELD]:
                     owned.add(key)
         return owned
+
+    def documents(self, keys: Collection[str]) -> dict[str, JsonDict]:
+        """The stored documents of `keys`; missing ones are left out."""
+        return {key: doc for key, (doc, _) in self._get_many({k: k for k in keys}).items()}
 
     # --- manifest and readers ------------------------------------------------------------------
 

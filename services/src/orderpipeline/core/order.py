@@ -16,7 +16,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 DEFAULT_MAX_ORDER_BYTES = 65536
 
@@ -44,6 +52,15 @@ class Order(BaseModel):
     # Not strict: Python callers may pass the ISO string, as JSON does.
     created_at: Annotated[AwareDatetime, Field(strict=False)]
     source: Annotated[str, Field(min_length=1, max_length=128)] = "order-service"
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _timestamp_is_text(cls, value: object) -> object:
+        # Non-strict parsing would read a JSON number as unix seconds (`"created_at": 2538`
+        # became 1970-01-01T00:42:18Z and was counted); the contract's type is an ISO string.
+        if not isinstance(value, str | datetime):
+            raise ValueError("not an ISO 8601 timestamp string")
+        return value
 
     @field_serializer("created_at")
     def _iso_utc(self, value: datetime) -> str:
