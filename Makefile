@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 
 .PHONY: help bootstrap doctor lint test test-chaos bench up down status logs \
-        cluster-up cluster-down images audit
+        cluster-up cluster-down images audit bench-chaos
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test-chaos: bootstrap ## Only the fault-injection scenarios
 bench: bootstrap ## Benchmarks -> bench/results/latest.json (QUICK=1 for a short run)
 	$(PY) -m bench.run $(if $(QUICK),--quick,)
 
+bench-chaos: bootstrap ## Full-size fault scenarios (20,000 orders) -> docs/reliability.md (QUICK=1 short)
+	$(PY) -m bench.chaos $(if $(QUICK),--quick,)
+
 up: bootstrap ## Run the whole pipeline locally; prints the dashboard URL
 	@$(PY) -m devinfra.stack up
 
@@ -53,7 +56,10 @@ status: ## Each process of the local stack and its health
 logs: ## Follow the local stack's logs
 	@$(PY) -m devinfra.stack logs
 
-cluster-up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/cluster/kubeconfig)
+cluster-bench-chaos: bootstrap ## Full-size fault scenarios (20,000 orders) -> docs/reliability.md (QUICK=1 short)
+	$(PY) -m bench.chaos $(if $(QUICK),--quick,)
+
+up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/cluster/kubeconfig)
 	@$(PY) -m devinfra.cluster up
 
 cluster-down: ## Stop the local Kubernetes control plane

@@ -20,12 +20,10 @@ from typing import Any
 
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
 BIN = Path(sys.executable).parent / "orderpipeline"
 
@@ -161,11 +159,19 @@ def produce_raw(broker: Any, topic: str, items: Sequence[tuple[bytes | None, byt
 
 
 def committed(broker: Any, group: str, topic: str) -> dict[int, int]:
-    """The group's committed offset per partition of `topic`."""
-    admin = AdminClient(broker.client_config())
-    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-    result = next(iter(futures.values())).result()
-    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.topic == topic}
+    """The group's committed offset per partition of `topic`.
+
+    Read through a consumer that never subscribes (so it does not join the group):
+    librdkafka 2.16's AdminClient.list_consumer_group_offsets can crash the whole
+    process while the broker is still loading the group coordinator.
+    """
+    consumer = Consumer({**broker.client_config(), "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        return {tp.partition: tp.offset for tp in offsets if tp.offset >= 0}
+    finally:
+        consumer.close()
 
 
 def end_offsets(broker: Any, topic: str) -> dict[int, int]:
