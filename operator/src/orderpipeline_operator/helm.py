@@ -1,7 +1,10 @@
 """The one CLI the operator runs: helm (pinned in the operator image).
 
-helm v4: `--rollback-on-failure` (v3's `--atomic`) waits with the kstatus watcher and
-rolls a failed upgrade back, so a failed upgrade never leaves the release broken.
+helm does not wait for the release's resources (`--wait=hookOnly`): a kstatus watcher
+per release held a helm slot and a thread for the whole rollout, and ran 20 of them
+side by side. The operator watches the release's Deployments itself, and undoes a
+failed revision itself (`rollback`, or `uninstall` of a first install): see
+reconcile.ensure_webapp. (helm v4's `--rollback-on-failure` forces `--wait=watcher`.)
 """
 
 from __future__ import annotations
@@ -77,8 +80,7 @@ class Helm:
                     "--namespace", namespace,
                     "--values", handle.name,
                     "--reset-values",
-                    "--rollback-on-failure",
-                    "--wait=watcher",
+                    "--wait=hookOnly",
                     "--timeout", f"{self._timeout}s",
                     "--history-max", "5",
                     "--output", "json",
@@ -88,13 +90,13 @@ class Helm:
         return Release(revision=int(info["version"]), state=str(info["info"]["status"]))
 
     def rollback(self, release: str, namespace: str) -> None:
-        """Back to the previous revision: the way out of a stale pending-upgrade."""
+        """Back to the previous revision: out of a failed or stale pending revision."""
         self._run(
             "rollback",
             [
                 "rollback", release,
                 "--namespace", namespace,
-                "--wait=watcher",
+                "--wait=hookOnly",
                 "--timeout", f"{self._timeout}s",
             ],
         )  # fmt: skip

@@ -43,6 +43,7 @@ from orderpipeline_operator.status import (
     WorkerState,
     build_status,
     is_ready,
+    release_rolled_out,
     status_changed,
     worker_state,
 )
@@ -147,6 +148,10 @@ def observe_workers(
     return out
 
 
+def _release_selector(release: str) -> str:
+    return f"app.kubernetes.io/instance={release},app.kubernetes.io/managed-by=Helm"
+
+
 def ensure_webapp(
     op: Operator,
     body: Mapping[str, Any],
@@ -154,7 +159,12 @@ def ensure_webapp(
     previous: Mapping[str, Any],
     secrets: SecretValues,
 ) -> tuple[WebappState, str | None]:
-    """Install/upgrade the release only when its values or chart changed or it is not deployed."""
+    """Install/upgrade the release only when its values or chart changed or it is not deployed.
+
+    helm does not wait: the rollout is followed through the release's Deployments (here
+    and in refresh_status), and a revision that fails or does not become available within
+    OPERATOR_HELM_TIMEOUT_SECONDS is undone, so the release is never left broken.
+    """
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     release = release_name(name)
     current = op.kube.helm_release(namespace, release)
@@ -172,7 +182,14 @@ def ensure_webapp(
     checksum = values_checksum(values, chart_digest(chart))
     applied = (previous.get("webapp") or {}).get("valuesChecksum", "")
     if current is not None and current[1] == "deployed" and applied == checksum:
-        return WebappState(True, release, current[0], "deployed", checksum), None
+        deployments = op.kube.list_deployments(namespace, _release_selector(release))
+        # None at all: deleted by hand, and the upgrade below restores them.
+        if deployments:
+            rolled_out = release_rolled_out(deployments)
+            state = WebappState(True, release, current[0], "deployed", checksum, rolled_out)
+            if rolled_out or time.time() - current[2] < op.settings.helm_timeout_seconds:
+                return state, None
+            return _undo_stuck_rollout(op, body, state, namespace)
     try:
         if current is not None and current[1].startswith("pending-"):
             # Left by a helm run that was interrupted (operator restart): with one active
@@ -183,29 +200,78 @@ def ensure_webapp(
                 op.helm.rollback(release, namespace)
         result = op.helm.upgrade(release, namespace, chart, values)
     except (HelmError, FileNotFoundError) as exc:
+        undone = _undo_failed_revision(op, release, namespace, current)
         after = op.kube.helm_release(namespace, release)
         state = WebappState(
             True, release, after[0] if after else 0, after[1] if after else "absent", applied
         )
-        return state, f"helm upgrade of release {release} failed: {exc}"
+        return state, f"helm upgrade of release {release} failed: {exc}{undone}"
     verb = "Installed" if current is None else "Upgraded"
     _event(
         body, "info", reason=verb, message=f"{verb} release {release} (revision {result.revision})"
     )
-    return WebappState(True, release, result.revision, result.state, checksum), None
+    rolled_out = release_rolled_out(op.kube.list_deployments(namespace, _release_selector(release)))
+    return WebappState(True, release, result.revision, result.state, checksum, rolled_out), None
+
+
+def _undo_failed_revision(
+    op: Operator, release: str, namespace: str, before: tuple[int, str, int] | None
+) -> str:
+    """A revision helm created and could not apply goes: back to the previous revision,
+    or no release at all when it was the first install (what `--rollback-on-failure` did).
+    Returns what was done, for the error message."""
+    after = op.kube.helm_release(namespace, release)
+    if after is None or after[1] == "deployed" or (before is not None and after[0] == before[0]):
+        return ""  # helm failed before writing a revision (bad values, chart, cluster)
+    try:
+        if before is None or after[0] <= 1:
+            op.helm.uninstall(release, namespace)
+            return "; the failed install was uninstalled"
+        op.helm.rollback(release, namespace)
+    except (HelmError, FileNotFoundError) as exc:
+        return f"; undoing revision {after[0]} failed too: {exc}"
+    return f"; rolled back from failed revision {after[0]}"
+
+
+def _undo_stuck_rollout(
+    op: Operator, body: Mapping[str, Any], state: WebappState, namespace: str
+) -> tuple[WebappState, str]:
+    """The release's Deployments did not become available in time: roll back to the
+    previous revision, and forget the applied values so that a later reconcile tries
+    again (with backoff). A first install has nothing to go back to: only reported."""
+    timeout = op.settings.helm_timeout_seconds
+    message = (
+        f"webapp release {state.release} revision {state.revision}: "
+        f"Deployments not available after {timeout}s"
+    )
+    if state.revision <= 1:
+        return state, message
+    try:
+        op.helm.rollback(state.release, namespace)
+    except (HelmError, FileNotFoundError) as exc:
+        return state, f"{message}; rollback failed: {exc}"
+    after = op.kube.helm_release(namespace, state.release)
+    _event(body, "warn", reason="RolledBack", message=f"{message}: rolled back")
+    rolled_back = WebappState(
+        True, state.release, after[0] if after else 0, after[1] if after else "absent", "",
+        rolled_out=False,
+    )  # fmt: skip
+    return rolled_back, f"{message}: rolled back"
 
 
 def observe_webapp(
     op: Operator, body: Mapping[str, Any], spec: PipelineSpec, previous: Mapping[str, Any]
 ) -> WebappState:
+    namespace = body["metadata"]["namespace"]
     release = release_name(body["metadata"]["name"])
     if not spec.webapp.enabled:
         return WebappState(enabled=False, release=release)
-    current = op.kube.helm_release(body["metadata"]["namespace"], release)
+    current = op.kube.helm_release(namespace, release)
     applied = (previous.get("webapp") or {}).get("valuesChecksum", "")
     if current is None:
         return WebappState(True, release, values_checksum=applied)
-    return WebappState(True, release, current[0], current[1], applied)
+    rolled_out = release_rolled_out(op.kube.list_deployments(namespace, _release_selector(release)))
+    return WebappState(True, release, current[0], current[1], applied, rolled_out)
 
 
 def write_status(
@@ -277,9 +343,14 @@ def reconcile(op: Operator, body: Mapping[str, Any], trigger: str) -> dict[str, 
 
 
 def refresh_status(
-    op: Operator, body: Mapping[str, Any], deployments: Mapping[str, Mapping[str, Any]]
+    op: Operator,
+    body: Mapping[str, Any],
+    deployments: Mapping[str, Mapping[str, Any]],
+    release_deployments: list[Mapping[str, Any]],
 ) -> None:
-    """Status from already-known Deployments (a Deployment's watch event): no reconcile."""
+    """Status from already-known Deployments (a Deployment's watch event): no reconcile.
+
+    `deployments` are the workers' by component, `release_deployments` the webapp's."""
     spec = parse_spec(body["spec"])
     with op.lock(body["metadata"]["uid"]):
         previous = op.last_status(body)
@@ -298,6 +369,7 @@ def refresh_status(
             revision=int(web.get("revision", 0)),
             state=str(web.get("state", "absent")),
             values_checksum=str(web.get("valuesChecksum", "")),
+            rolled_out=release_rolled_out(release_deployments),
         )
         error = previous.get("lastError") or None
         write_status(op, body, spec, workers, webapp, error)

@@ -7,7 +7,7 @@ so an unchanged pipeline causes no status writes and no flapping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,10 +34,13 @@ class WebappState:
     revision: int = 0
     state: str = "absent"  # helm's status: deployed, failed, pending-upgrade, ... or absent
     values_checksum: str = ""
+    # helm does not wait (the operator watches instead): every Deployment of the release
+    # has rolled out its current template and is available.
+    rolled_out: bool = True
 
     @property
     def is_deployed(self) -> bool:
-        return not self.enabled or self.state == "deployed"
+        return not self.enabled or (self.state == "deployed" and self.rolled_out)
 
 
 def worker_state(name: str, desired: int, deployment: Mapping[str, Any] | None) -> WorkerState:
@@ -64,6 +67,14 @@ def worker_state(name: str, desired: int, deployment: Mapping[str, Any] | None) 
     )
 
 
+def release_rolled_out(deployments: Iterable[Mapping[str, Any]]) -> bool:
+    """Every Deployment of a release is current and available (and there is one at all)."""
+    states = [
+        worker_state("", int((d.get("spec") or {}).get("replicas", 1)), d) for d in deployments
+    ]
+    return bool(states) and all(s.is_available for s in states)
+
+
 def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
     return {
         "type": kind,
@@ -82,8 +93,10 @@ def conditions(
     suspended: bool,
 ) -> list[dict[str, Any]]:
     waiting = sorted(n for n, w in workers.items() if not w.is_available)
-    if not webapp.is_deployed:
+    if webapp.enabled and webapp.state != "deployed":
         waiting.append(f"webapp release ({webapp.state})")
+    elif not webapp.is_deployed:
+        waiting.append("webapp Deployments")
     ready = not waiting and error is None
     if ready:
         ready_c = _condition(

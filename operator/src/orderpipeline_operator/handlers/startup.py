@@ -45,7 +45,7 @@ def configure(
     settings.watching.server_timeout = 300
     memo.operator = Operator(
         settings=conf,
-        kube=Kube(conf.field_manager),
+        kube=Kube(conf.field_manager, pool_size=conf.worker_threads),
         helm=Helm(conf.helm_binary, conf.helm_timeout_seconds, conf.helm_concurrency),
     )
     if conf.metrics_port:
