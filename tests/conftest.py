@@ -13,8 +13,21 @@ from devinfra.cluster import LocalCluster
 from devinfra.gocaves import CouchbaseCluster, Gocaves
 from devinfra.kafka import KafkaBroker
 from devinfra.toolchain import Toolchain
+from playwright.sync_api import Browser, sync_playwright
 
 ANALYTICS_BUCKET = "order_analytics"
+# Headless Chromium as this machine runs it: no sandbox (root), no GPU, and no
+# background networking, whose connections the closed network refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +75,19 @@ def k8s(tmp_path_factory: pytest.TempPathFactory, toolchain: Toolchain) -> Itera
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def browser(toolchain: Toolchain) -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright, one per session.
+
+    One Playwright instance for the whole session: its sync API cannot be
+    started while another instance runs in the same thread.
+    """
+    toolchain.require("chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(toolchain.chromium), args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboard_tools import CHROMIUM, CHROMIUM_ARGS, npm, output_of
-from playwright.sync_api import Browser, Page, sync_playwright
+from dashboard_tools import npm, output_of
+from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="session")
@@ -18,16 +18,6 @@ def dashboard_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, output_of(result)
     assert (out / "index.html").is_file(), output_of(result)
     return out
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make bootstrap)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -12,19 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "services" / "dashboard"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless Debian Chromium on a machine with a closed network: without the
-# background-networking flags it keeps dialling Google's hosts and gets refused.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

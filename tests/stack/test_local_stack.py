@@ -12,18 +12,7 @@ from pathlib import Path
 import pytest
 from devinfra.procs import free_port, pid_alive
 from devinfra.toolchain import Toolchain
-from playwright.sync_api import Page, expect, sync_playwright
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from playwright.sync_api import Browser, Page, expect
 
 
 def _stack(command: str, rundir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -63,11 +52,10 @@ def running_stack(
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
 
 
 def test_up_shows_live_orders_in_the_dashboard(
