@@ -19,12 +19,11 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
-from devinfra.procs import ManagedProcess, free_port, wait_for
+from devinfra.procs import ManagedProcess, StartStop, free_port, wait_for
 from devinfra.tls import make_server_tls, make_signing_key
 from devinfra.toolchain import Toolchain
 
@@ -66,7 +65,7 @@ def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
     }
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """Start with `with LocalCluster(workdir) as k8s:` or start()/stop()."""
 
     def __init__(self, workdir: Path, toolchain: Toolchain | None = None) -> None:
@@ -225,7 +224,7 @@ class LocalCluster:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(json.loads(resp.read()).get("health") == "true")
 
-    def start(self, timeout: float = 120.0) -> LocalCluster:
+    def start(self, timeout: float = 120.0) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._prepared:
             self._prepare()
@@ -318,17 +317,6 @@ class LocalCluster:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         return self._run([self.toolchain.helm, *args], input, check, timeout)
-
-    def __enter__(self) -> LocalCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- `python -m devinfra.cluster up|down|status` --------------------------------

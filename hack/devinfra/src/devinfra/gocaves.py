@@ -13,10 +13,9 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from devinfra.procs import ManagedProcess, wait_for
+from devinfra.procs import ManagedProcess, StartStop, wait_for
 from devinfra.toolchain import Toolchain
 
 DEFAULT_USERNAME = "Administrator"
@@ -57,7 +56,7 @@ class CouchbaseCluster:
         return cluster
 
 
-class Gocaves:
+class Gocaves(StartStop):
     """One gocaves process; `create_cluster()` gives a fresh mock cluster."""
 
     def __init__(self, workdir: Path, toolchain: Toolchain | None = None) -> None:
@@ -70,7 +69,7 @@ class Gocaves:
         self._process: ManagedProcess | None = None
         self._clusters = 0
 
-    def start(self, timeout: float = 30.0) -> Gocaves:
+    def start(self, timeout: float = 30.0) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
@@ -162,14 +161,3 @@ class Gocaves:
         self._conn = self._listener = None
         if self._process:
             self._process.stop(timeout=5)
-
-    def __enter__(self) -> Gocaves:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

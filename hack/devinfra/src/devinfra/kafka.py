@@ -13,10 +13,9 @@ import secrets
 import subprocess
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from devinfra.procs import ManagedProcess, free_port, wait_for
+from devinfra.procs import ManagedProcess, StartStop, free_port, wait_for
 from devinfra.tls import make_server_tls
 from devinfra.toolchain import Toolchain
 
@@ -49,7 +48,7 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-class KafkaBroker:
+class KafkaBroker(StartStop):
     """Start with `with KafkaBroker(workdir) as broker:` or start()/stop()."""
 
     def __init__(
@@ -208,7 +207,7 @@ class KafkaBroker:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self, timeout: float = 90.0) -> KafkaBroker:
+    def start(self, timeout: float = 90.0) -> Self:
         if not self._formatted:
             self._format()
         self._process = ManagedProcess(
@@ -265,14 +264,3 @@ class KafkaBroker:
             return set(names) <= set(admin.list_topics(timeout=5).topics)
 
         wait_for(all_present, timeout=30, what=f"topics {names}")
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
