@@ -281,13 +281,16 @@ def write_status(
     workers: Mapping[str, WorkerState],
     webapp: WebappState,
     error: str | None,
+    generation: int | None = None,
 ) -> dict[str, Any]:
-    """Patch the status only when it changes; say so in an Event when Ready flips."""
+    """Patch the status only when it changes; say so in an Event when Ready flips.
+
+    `generation`: the one observed (default: the body's, which a reconcile has just applied).
+    """
     meta = body["metadata"]
     previous = op.last_status(body)
-    status = build_status(
-        int(meta.get("generation", 1)), workers, webapp, error, spec.suspend, previous
-    )
+    observed = int(meta.get("generation", 1)) if generation is None else generation
+    status = build_status(observed, workers, webapp, error, spec.suspend, previous)
     if status_changed(previous, status):
         op.kube.patch_status(meta["namespace"], meta["name"], status)
         op._written[meta["uid"]] = copy.deepcopy(status)
@@ -372,7 +375,10 @@ def refresh_status(
             rolled_out=release_rolled_out(release_deployments),
         )
         error = previous.get("lastError") or None
-        write_status(op, body, spec, workers, webapp, error)
+        # Not the body's generation: its reconcile may not have run or finished (an API
+        # server outage, a newer spec), so the release is not known to match it yet.
+        observed = int(previous.get("observedGeneration", 0))
+        write_status(op, body, spec, workers, webapp, error, generation=observed)
 
 
 def _event(body: Mapping[str, Any], kind: str, *, reason: str, message: str) -> None:

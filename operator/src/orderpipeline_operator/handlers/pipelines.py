@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from orderpipeline_operator.helm import HelmError
 from orderpipeline_operator.kube import GROUP, PLURAL, VERSION
@@ -25,14 +27,20 @@ def _backoff(retry: int) -> float:
     return float(min(300, 5 * 2**retry))
 
 
+# The API server unreachable or refusing (a restart, "storage is (re)initializing") in the
+# middle of a reconcile: retried like a failed step. Left to kopf, any exception waits 60 s,
+# and the resync timer would wait as long.
+_RETRIABLE = (ReconcileError, ApiException, HTTPError)
+
+
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 def reconcile_pipeline(*, body: kopf.Body, memo: Any, retry: int, reason: str, **_: Any) -> None:
     try:
         reconcile(memo.operator, _raw(body), trigger=str(reason))
-    except ReconcileError as exc:
-        # Retried with backoff; the status and an Event already say what failed.
+    except _RETRIABLE as exc:
+        # Retried with backoff; the status and an Event say what failed (if it could be told).
         raise kopf.TemporaryError(str(exc), delay=_backoff(retry)) from exc
 
 
@@ -48,7 +56,7 @@ def resync_pipeline(
     """Drift: a deleted or hand-edited child, a rotated Secret, a release that is not deployed."""
     try:
         reconcile(memo.operator, _raw(body), trigger="timer")
-    except ReconcileError as exc:
+    except _RETRIABLE as exc:
         logger.warning("resync failed: %s", exc)  # the next tick retries
 
 
