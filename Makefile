@@ -56,10 +56,7 @@ status: ## Each process of the local stack and its health
 logs: ## Follow the local stack's logs
 	@$(PY) -m devinfra.stack logs
 
-cluster-bench-chaos: bootstrap ## Full-size fault scenarios (20,000 orders) -> docs/reliability.md (QUICK=1 short)
-	$(PY) -m bench.chaos $(if $(QUICK),--quick,)
-
-up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/cluster/kubeconfig)
+cluster-up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/cluster/kubeconfig)
 	@$(PY) -m devinfra.cluster up
 
 cluster-down: ## Stop the local Kubernetes control plane

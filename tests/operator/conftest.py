@@ -17,11 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def operator_crds(k8s: LocalCluster) -> LocalCluster:
-    k8s.kubectl("apply", "-f", str(ROOT / "crds"))
-    k8s.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/orderpipelines.orderpipeline.io", "crd/clusterkopfpeerings.kopf.dev",
-    )  # fmt: skip
+    k8s.install_crds(ROOT / "crds")
     peering = {
         "apiVersion": "kopf.dev/v1",
         "kind": "ClusterKopfPeering",

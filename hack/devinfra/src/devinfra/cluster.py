@@ -173,6 +173,10 @@ class LocalCluster(StartStop):
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
                 "--node-monitor-grace-period=60s",
+                # The default 20 requests/s makes creating ReplicaSets and Pods for
+                # many pipelines at once the slowest step of every multi-pipeline test.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--v=1",
             ],
         )
@@ -278,6 +282,27 @@ class LocalCluster(StartStop):
             alive=self._procs["kwok"].ensure_running,
         )
 
+    def install_crds(self, folder: Path, timeout: float = 90.0) -> None:
+        """Apply every CRD in `folder` and wait until the API server serves them all.
+
+        Polls the Established condition itself: `kubectl wait` straight after an
+        apply can fail on a CRD that discovery does not list yet.
+        """
+        self.kubectl("apply", "--server-side", "-f", str(folder))
+        names = self.kubectl(
+            "apply", "--server-side", "--dry-run=server", "-f", str(folder), "-o", "name"
+        ).stdout.split()
+
+        def established() -> bool:
+            jsonpath = "{.status.conditions[?(@.type=='Established')].status}"
+            return all(
+                self.kubectl("get", name, "-o", f"jsonpath={jsonpath}", check=False).stdout
+                == "True"
+                for name in names
+            )
+
+        wait_for(established, timeout=timeout, what=f"CRDs of {folder} established")
+
     def _default_service_account(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0
 
@@ -341,9 +366,7 @@ def _serve(rundir: Path) -> None:
         cluster.start()
         # The project's CRDs and its operator, so a person can `kubectl apply`
         # a sample from the README right away.
-        for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
-            cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
+        cluster.install_crds(REPO_ROOT / "crds")
         # kopf's peering object: one active operator replica at a time.
         cluster.kubectl("apply", "-f", "-", input=json.dumps(PEERING))
         operator_bin = Path(sys.executable).parent / "orderpipeline-operator"
