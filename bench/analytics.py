@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.baseline import analytics_baseline
-from bench.common import BenchEnv, Figure, rss_mb, summarize
+from bench.common import BenchEnv, Figure, random_order, rss_mb, summarize
 
 BIN = Path(sys.executable).parent / "orderpipeline"
 
@@ -37,21 +37,11 @@ def _topics(env: BenchEnv) -> dict[str, str]:
 
 
 def _produce_orders(env: BenchEnv, topic: str, count: int) -> None:
-    from orderpipeline.core.order import Order, new_order_id
-
     rng = random.Random(1)
     now = datetime.now(UTC)
     producer = Producer({**env.kafka_client_config, "linger.ms": 20})
     for i in range(count):
-        order = Order(
-            order_id=new_order_id(),
-            customer_id=i,
-            amount=rng.randint(100, 60_000) / 100,
-            currency="USD",
-            country=rng.choice(["US", "CA", "DE", "FR", "IN"]),
-            status="CREATED",
-            created_at=now - timedelta(seconds=rng.randint(0, 3600)),
-        )
+        order = random_order(rng, i, now)
         while True:
             try:
                 producer.produce(topic, key=order.order_id.encode(), value=order.to_json())

@@ -19,11 +19,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchEnv, Figure, rss_mb, summarize
+from bench.common import BenchEnv, Figure, random_order, rss_mb, summarize
 
 BIN = Path(sys.executable).parent / "orderpipeline"
 CONNECTIONS = 100
@@ -111,22 +111,10 @@ def _seed(cluster: Any, orders: int) -> list[str]:
     """Partition aggregates and order documents of `orders` orders; returns their ids."""
     from orderpipeline.analytics.aggregate import PartitionAggregate, Record, apply_batch
     from orderpipeline.analytics.store import AnalyticsStore, PartitionId
-    from orderpipeline.core.order import Order, new_order_id
 
     rng = random.Random(2)
     now = datetime.now(UTC)
-    made = [
-        Order(
-            order_id=new_order_id(),
-            customer_id=i,
-            amount=rng.randint(100, 60_000) / 100,
-            currency="USD",
-            country=rng.choice(["US", "CA", "DE", "FR", "IN"]),
-            status="CREATED",
-            created_at=now - timedelta(seconds=rng.randint(0, 3600)),
-        )
-        for i in range(orders)
-    ]
+    made = [random_order(rng, i, now) for i in range(orders)]
     sdk = cluster.connect()
     try:
         collection = sdk.bucket(cluster.bucket).default_collection()
