@@ -32,9 +32,9 @@ from .harness import wait_until
 # tests/operator is not a package (its name would shadow the stdlib `operator`).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from operator_helpers import (
-    COUCHBASE_SECRET,
     OperatorProcess,
     apply,
+    create_namespace,
     get,
     pipeline,
     pods_by_component,
@@ -52,11 +52,7 @@ API_DOWN_SECONDS = 3
 @pytest.fixture
 def namespace(k8s: LocalCluster) -> Iterator[str]:
     name = f"opfault-{uuid.uuid4().hex[:6]}"
-    k8s.kubectl("create", "namespace", name)
-    k8s.kubectl(
-        "-n", name, "create", "secret", "generic", COUCHBASE_SECRET,
-        "--from-literal=username=Administrator", "--from-literal=password=password",
-    )  # fmt: skip
+    create_namespace(k8s, name)
     yield name
     k8s.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

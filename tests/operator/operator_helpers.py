@@ -46,11 +46,11 @@ class OperatorProcess:
     def start(self) -> None:
         self.proc.start()
         wait_for(
-            self._alive, timeout=60, what="operator liveness endpoint",
+            self.alive, timeout=60, what="operator liveness endpoint",
             alive=self.proc.ensure_running,
         )  # fmt: skip
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1
@@ -63,6 +63,26 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return str(resp.read().decode())
+
+
+def install_operator_crds(k8s: LocalCluster) -> None:
+    """The CRDs, and the kopf peering the operator runs with cluster-wide."""
+    k8s.install_crds(ROOT / "crds")
+    peering = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": "orderpipeline-operator"},
+    }
+    k8s.kubectl("apply", "-f", "-", input=json.dumps(peering))
+
+
+def create_namespace(k8s: LocalCluster, name: str) -> None:
+    """Namespace `name` holding the Couchbase credentials Secret the samples reference."""
+    k8s.kubectl("create", "namespace", name)
+    k8s.kubectl(
+        "-n", name, "create", "secret", "generic", COUCHBASE_SECRET,
+        "--from-literal=username=Administrator", "--from-literal=password=password",
+    )  # fmt: skip
 
 
 def pipeline(name: str, **spec: Any) -> dict[str, Any]:
