@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from orderpipeline.backend.api.main import api_router
+from orderpipeline.backend.api.main import build_api_router
 from orderpipeline.backend.api.routes import health, metrics
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import (
@@ -57,7 +57,7 @@ def create_app(settings: BackendSettings, source: AnalyticsSource | None = None)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(api_router)
+    app.include_router(build_api_router(require_key=settings.api_key is not None))
     if settings.dashboard_dist is not None:
         mount_dashboard(app, settings.dashboard_dist)
     if settings.cors_origins:
