@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from dashboard_stack import Stack, order_json, unique_topics
-from dashboard_tools import ARTIFACTS
+from dashboard_tools import ARTIFACTS, KPI_FIELDS, ROW_IDS
 from devinfra.gocaves import Gocaves
 from devinfra.kafka import KafkaBroker
 from devinfra.procs import free_port
@@ -24,14 +24,6 @@ from playwright.sync_api import Page, expect
 pytestmark = [pytest.mark.kafka, pytest.mark.couchbase, pytest.mark.browser]
 
 INITIAL_ORDERS = 40
-KPI_FIELDS = {
-    "kpi-total-orders": "orders",
-    "kpi-total-sales": "sales",
-    "kpi-average-order-value": "average_order_value",
-    "kpi-fraud-alerts": "fraud_alerts",
-    "kpi-payments": "payments",
-}
-ROW_IDS = "rows => rows.map(row => row.dataset.orderId)"
 
 
 @pytest.fixture(scope="module")

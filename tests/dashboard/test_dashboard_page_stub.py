@@ -13,17 +13,10 @@ from pathlib import Path
 import pytest
 from dashboard_sample import sample_analytics
 from dashboard_stub import serve_stub
+from dashboard_tools import KPI_FIELDS, ROW_IDS
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
-
-KPI_FIELDS = {
-    "kpi-total-orders": "orders",
-    "kpi-total-sales": "sales",
-    "kpi-average-order-value": "average_order_value",
-    "kpi-fraud-alerts": "fraud_alerts",
-    "kpi-payments": "payments",
-}
 
 
 def test_built_page_shows_the_served_totals_and_orders(page: Page, dashboard_dist: Path) -> None:
@@ -34,9 +27,7 @@ def test_built_page_shows_the_served_totals_and_orders(page: Page, dashboard_dis
         for test_id, field in KPI_FIELDS.items():
             value = page.get_by_test_id(test_id).get_attribute("data-value")
             assert value is not None and float(value) == document["totals"][field], test_id
-        ids = page.get_by_test_id("order-row").evaluate_all(
-            "rows => rows.map(row => row.dataset.orderId)"
-        )
+        ids = page.get_by_test_id("order-row").evaluate_all(ROW_IDS)
         assert ids == [order["order_id"] for order in document["orders"]]
 
 
