@@ -185,7 +185,11 @@ def test_operator_chart_upgrades_the_crd_and_keeps_it_on_uninstall(
         {"name": "Upgraded", "type": "string", "jsonPath": ".spec.logLevel", "priority": 1}
     )
     crd_file.write_text(yaml.safe_dump(crd))
-    k8s.helm("upgrade", "op", str(chart), "-n", ns, "--wait", "--timeout", "120s")
+    # --force-conflicts: fields of a CRD first applied with kubectl stay owned by
+    # kubectl's field manager; Helm 4 applies server-side, so it must take them over.
+    k8s.helm(
+        "upgrade", "op", str(chart), "-n", ns, "--force-conflicts", "--wait", "--timeout", "120s"
+    )
     live = _json(k8s, "get", "crd", "orderpipelines.orderpipeline.io")
     assert "Upgraded" in [
         c["name"] for c in live["spec"]["versions"][0]["additionalPrinterColumns"]

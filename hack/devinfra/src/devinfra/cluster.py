@@ -31,6 +31,17 @@ NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
 
 
+class CommandFailed(subprocess.CalledProcessError):
+    """A failed kubectl/helm call whose message carries what the tool said."""
+
+    def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(result.returncode, result.args, result.stdout, result.stderr)
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()[-2000:]
+        return f"{super().__str__()}\n{said}"
+
+
 def fake_node(name: str = NODE_NAME) -> dict[str, Any]:
     """A Node that kwok manages: generous capacity, no taints."""
     capacity = {"cpu": "32", "memory": "256Gi", "pods": "250", "ephemeral-storage": "1Ti"}
@@ -286,12 +297,11 @@ class LocalCluster(StartStop):
         """Apply every CRD in `folder` and wait until the API server serves them all.
 
         Polls the Established condition itself: `kubectl wait` straight after an
-        apply can fail on a CRD that discovery does not list yet.
+        apply can fail on a CRD that discovery does not list yet. A client-side
+        apply, as a person would: a server-side one would own the fields and make
+        a later `helm upgrade` of the operator chart (server-side in Helm 4) conflict.
         """
-        self.kubectl("apply", "--server-side", "-f", str(folder))
-        names = self.kubectl(
-            "apply", "--server-side", "--dry-run=server", "-f", str(folder), "-o", "name"
-        ).stdout.split()
+        names = self.kubectl("apply", "-f", str(folder), "-o", "name").stdout.split()
 
         def established() -> bool:
             jsonpath = "{.status.conditions[?(@.type=='Established')].status}"
@@ -328,9 +338,7 @@ class LocalCluster(StartStop):
             timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(
-                result.returncode, result.args, result.stdout, result.stderr
-            )
+            raise CommandFailed(result)
         return result
 
     def kubectl(
