@@ -16,7 +16,7 @@ STARTER = textwrap.dedent(
     from pathlib import Path
     from devinfra.gocaves import Gocaves
     caves = Gocaves(Path(sys.argv[1])).start()
-    print(caves._process.pid, flush=True)
+    print(caves.process.pid, flush=True)
     time.sleep(600)
     """
 )

@@ -66,7 +66,7 @@ class Gocaves(StartStop):
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
         self._buffer = b""
-        self._process: ManagedProcess | None = None
+        self.process: ManagedProcess | None = None
         self._clusters = 0
 
     def start(self, timeout: float = 30.0) -> Self:
@@ -77,7 +77,7 @@ class Gocaves(StartStop):
         listener.settimeout(timeout)
         self._listener = listener
         port = listener.getsockname()[1]
-        self._process = ManagedProcess(
+        self.process = ManagedProcess(
             "gocaves",
             [self.toolchain.gocaves, f"--control-port={port}"],
             log_path=self.workdir / "gocaves.log",
@@ -86,7 +86,7 @@ class Gocaves(StartStop):
         try:
             self._conn, _ = listener.accept()
         except TimeoutError as exc:
-            self._process.ensure_running()
+            self.process.ensure_running()
             raise TimeoutError(
                 f"gocaves did not connect to its control port within {timeout} s"
             ) from exc
@@ -147,17 +147,17 @@ class Gocaves(StartStop):
 
     def pause(self) -> None:
         """SIGSTOP: the cluster stops answering, as if the network dropped."""
-        if self._process:
-            self._process.pause()
+        if self.process:
+            self.process.pause()
 
     def resume(self) -> None:
-        if self._process:
-            self._process.resume()
+        if self.process:
+            self.process.resume()
 
     def stop(self) -> None:
         for sock in (self._conn, self._listener):
             if sock is not None:
                 sock.close()
         self._conn = self._listener = None
-        if self._process:
-            self._process.stop(timeout=5)
+        if self.process:
+            self.process.stop(timeout=5)

@@ -74,7 +74,7 @@ class KafkaBroker(StartStop):
         self.sasl_password: str | None = secrets.token_urlsafe(16) if sasl else None
         self.ca_file: Path | None = None
         self._formatted = False
-        self._process: ManagedProcess | None = None
+        self.process: ManagedProcess | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -210,7 +210,7 @@ class KafkaBroker(StartStop):
     def start(self, timeout: float = 90.0) -> Self:
         if not self._formatted:
             self._format()
-        self._process = ManagedProcess(
+        self.process = ManagedProcess(
             "kafka",
             self._java("kafka.Kafka", str(self.workdir / "server.properties"), heap=self.heap),
             log_path=self.workdir / "kafka.log",
@@ -220,7 +220,7 @@ class KafkaBroker(StartStop):
             timeout=timeout,
             what=f"Kafka broker at {self.bootstrap_servers}",
             interval=0.5,
-            alive=self._process.ensure_running,
+            alive=self.process.ensure_running,
         )
         return self
 
@@ -233,16 +233,16 @@ class KafkaBroker(StartStop):
         return bool(metadata.brokers)
 
     def stop(self) -> None:
-        if self._process:
-            self._process.stop(timeout=30)
+        if self.process:
+            self.process.stop(timeout=30)
 
     def kill(self) -> None:
-        if self._process:
-            self._process.kill()
+        if self.process:
+            self.process.kill()
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.running
+        return self.process is not None and self.process.running
 
     def create_topics(self, names: list[str], partitions: int = 3) -> None:
         """Create the topics that do not exist yet and wait until they do."""

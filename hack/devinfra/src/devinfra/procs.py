@@ -74,7 +74,12 @@ def wait_for(
 
 
 class StartStop:
-    """`with X(...) as x:` for anything with start() and stop()."""
+    """`with X(...) as x:` for anything with start() and stop().
+
+    `process` is the main child once started, for status reports and tests.
+    """
+
+    process: ManagedProcess | None = None
 
     def start(self) -> Self:
         raise NotImplementedError

@@ -124,11 +124,11 @@ class Stack:
             for name, proc in self.services.items()
         }
         for infra, proc in (("kafka", self.kafka), ("gocaves", self.gocaves)):
-            if proc is not None and proc._process is not None:
+            if proc is not None and proc.process is not None:
                 state[infra] = {
-                    "pid": proc._process.pid,
+                    "pid": proc.process.pid,
                     "health": "",
-                    "log": str(proc._process.log_path),
+                    "log": str(proc.process.log_path),
                 }
         (self.rundir / "state.json").write_text(json.dumps(state, indent=2))
 
