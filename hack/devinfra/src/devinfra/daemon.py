@@ -67,11 +67,16 @@ def down(rundir: Path, what: str, timeout: float = 60.0) -> None:
         print(f"{what} is not running.")
         return
     os.kill(pid, signal.SIGTERM)
+    # Wait for the process itself, not its pid file: the supervisor removes the
+    # file a moment before the interpreter exits.
     deadline = time.monotonic() + timeout
-    while _pid(rundir) is not None and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _pid(rundir) is not None:
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
     print(f"{what} stopped.")
 
 
