@@ -95,6 +95,25 @@ def test_namespaced_mode_grants_workloads_only_in_the_watched_namespaces(render:
     assert container_env(deployment)["OPERATOR_NAMESPACES"] == "orders-a,orders-b"
 
 
+def test_operator_reads_every_setting_the_chart_passes(render: Render) -> None:
+    from orderpipeline_operator.settings import Settings
+
+    deployment = one(render(OPERATOR, sets={"logLevel": "DEBUG"}), "Deployment")
+    env = {k: v for k, v in container_env(deployment).items() if isinstance(v, str)}
+    passed = {k.removeprefix("OPERATOR_").lower() for k in env if k.startswith("OPERATOR_")}
+    # Settings ignores unknown variables, so a misspelt one would be lost silently.
+    assert passed <= set(Settings.model_fields), passed - set(Settings.model_fields)
+    assert {k for k in env if not k.startswith("OPERATOR_")} <= {"PYTHONUNBUFFERED", "HOME"}
+    settings = Settings(
+        **{
+            k.removeprefix("OPERATOR_").lower(): v
+            for k, v in env.items()
+            if k.startswith("OPERATOR_")
+        }
+    )
+    assert settings.log_level == "DEBUG"
+
+
 def test_operator_pod_is_restricted_with_writable_tmp(render: Render) -> None:
     deployment = one(render(OPERATOR), "Deployment")
     spec = deployment["spec"]["template"]["spec"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     standalone: bool = False
     liveness_port: int = 8080
     metrics_port: int = 9090
-    log_format: str = "json"
+    log_format: Literal["json", "full"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     field_manager: str = "orderpipeline-operator"
     # The finalizer gives up on an uninstall that keeps failing after this many tries,
