@@ -237,6 +237,7 @@ BAD_VALUES = [
     ({"ingress.className": "Not A Class"}, "/ingress/className"),
     ({"backend.service.port": "70000"}, "/backend/service/port"),
     ({"backend.logLevel": "LOUD"}, "/backend/logLevel"),
+    ({"couchbase.bucket": "orders/../x"}, "/couchbase/bucket"),
     ({"ingres.enabled": "false"}, "ingres"),
 ]
 
