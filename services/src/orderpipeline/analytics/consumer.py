@@ -46,7 +46,12 @@ from orderpipeline.analytics.store import (
     source_of,
 )
 from orderpipeline.core.deadletter import DeadLetters
-from orderpipeline.core.kafka import ErrorWatcher, consumer_config, producer_config
+from orderpipeline.core.kafka import (
+    ErrorWatcher,
+    close_clients,
+    consumer_config,
+    producer_config,
+)
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import ServiceContext
@@ -209,11 +214,7 @@ class AnalyticsConsumer:
         self._maybe_publish()
 
     def close(self) -> None:
-        try:
-            self.producer.flush(10)
-        finally:
-            # Commits the stored offsets and leaves the group at once.
-            self.consumer.close()
+        close_clients(self.producer, self.consumer)
 
     # --- rebalances ----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from orderpipeline.core.config import KafkaSettings
 from orderpipeline.core.logging import get_logger
@@ -178,3 +178,15 @@ def raise_from(exc: KafkaException) -> KafkaFatalError:
     """Wrap a KafkaException raised by a client call as a one-line fatal error."""
     arg = exc.args[0] if exc.args else str(exc)
     return KafkaFatalError(arg if isinstance(arg, KafkaError) else str(arg))
+
+
+def close_clients(producer: Producer, consumer: Consumer, flush_seconds: float = 10.0) -> None:
+    """Deliver what the producer holds, then close the consumer even if that fails.
+
+    Consumer.close() commits the stored offsets and leaves the group at once, so
+    partitions move to another member without waiting for a session timeout.
+    """
+    try:
+        producer.flush(flush_seconds)
+    finally:
+        consumer.close()

@@ -18,6 +18,7 @@ from orderpipeline.core.deadletter import DeadLetters
 from orderpipeline.core.kafka import (
     ErrorWatcher,
     KafkaFatalError,
+    close_clients,
     consumer_config,
     producer_config,
     raise_from,
@@ -243,11 +244,7 @@ class ConsumerWorker:
             self.log.warning("final commit failed", error=str(exc))
 
     def _close(self) -> None:
-        try:
-            self.producer.flush(10)
-        finally:
-            # close() leaves the group at once so partitions move without a session timeout.
-            self.consumer.close()
+        close_clients(self.producer, self.consumer)
 
     # --- rebalances ----------------------------------------------------------------------------
 
