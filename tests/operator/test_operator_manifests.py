@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
-from orderpipeline_operator.manifests.checksum import component_checksum
+from orderpipeline_operator.manifests.checksum import component_checksum, fingerprint
 from orderpipeline_operator.manifests.components import components
 from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
@@ -191,6 +192,28 @@ def test_missing_secret_changes_the_checksum() -> None:
     spec = parse_spec(MINIMAL)
     missing = {**SECRETS, ("cb", "password"): None}
     assert checksums(spec, SECRETS)["analytics"] != checksums(spec, missing)["analytics"]
+
+
+def test_secret_fingerprint_is_keyed_by_the_secrets_uid() -> None:
+    uid = "6f1c8e0a-0000-4000-8000-000000000001"
+    assert fingerprint(uid, b"hunter2") == fingerprint(uid, b"hunter2")
+    assert fingerprint(uid, b"hunter2") != fingerprint(uid, b"hunter3")
+    # The same password in a re-created Secret: a new fingerprint, the pods roll.
+    assert fingerprint(uid, b"hunter2") != fingerprint(uid.replace("1", "2"), b"hunter2")
+
+
+def test_checksum_cannot_be_recomputed_from_a_guessed_password() -> None:
+    """A reader of Deployments who guesses the password right still cannot confirm it."""
+    spec = parse_spec(MINIMAL)
+    uid = "6f1c8e0a-0000-4000-8000-000000000001"
+    stored = {k: fingerprint(uid, v) for k, v in SECRETS.items()}
+    actual = checksums(spec, stored)["analytics"]
+    for guess in (
+        dict(SECRETS),
+        {k: hashlib.sha256(v).digest() for k, v in SECRETS.items()},
+        {k: fingerprint("", v) for k, v in SECRETS.items()},
+    ):
+        assert checksums(spec, guess)["analytics"] != actual
 
 
 def test_webapp_values_follow_the_contract() -> None:

@@ -115,14 +115,15 @@ class Kube:
             raise
         return True
 
-    def secret_values(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        """The decoded data of a Secret, or None when it does not exist."""
+    def secret_values(self, namespace: str, name: str) -> tuple[str, dict[str, bytes]] | None:
+        """(uid, decoded data) of a Secret, or None when it does not exist."""
         raw = self._get_or_none(
             _path("/api/v1/namespaces/{ns}/secrets/{name}", ns=namespace, name=name)
         )
         if raw is None:
             return None
-        return {k: base64.b64decode(v) for k, v in (raw.get("data") or {}).items()}
+        data = {k: base64.b64decode(v) for k, v in (raw.get("data") or {}).items()}
+        return str(raw["metadata"]["uid"]), data
 
     def helm_release(self, namespace: str, release: str) -> tuple[int, str, int] | None:
         """(revision, state, modifiedAt unix time) of a release's newest revision, or None."""

@@ -23,6 +23,7 @@ from orderpipeline_operator.kube import Kube
 from orderpipeline_operator.manifests.checksum import (
     SecretValues,
     component_checksum,
+    fingerprint,
     secret_checksum,
 )
 from orderpipeline_operator.manifests.components import ALL_COMPONENTS, SecretKey, components
@@ -85,7 +86,8 @@ class Operator:
 def _read_secrets(
     op: Operator, namespace: str, spec: PipelineSpec
 ) -> tuple[dict[tuple[str, str], bytes | None], list[str]]:
-    """Every Secret key the spec references (workers and webapp), and what is missing."""
+    """A fingerprint of every Secret key the spec references (workers and webapp), and what
+    is missing. Only fingerprints leave this function: the values are not kept."""
     cb = spec.couchbase.credentials_secret_ref
     refs = {
         r
@@ -99,11 +101,13 @@ def _read_secrets(
     values: dict[tuple[str, str], bytes | None] = {}
     problems: list[str] = []
     for name in sorted({r.secret for r in refs}):
-        data = op.kube.secret_values(namespace, name)
+        secret = op.kube.secret_values(namespace, name)
+        uid, data = secret if secret is not None else ("", None)
         if data is None:
             problems.append(f"Secret {name!r} not found in namespace {namespace!r}")
         for ref in (r for r in refs if r.secret == name):
-            values[(name, ref.key)] = None if data is None else data.get(ref.key)
+            value = None if data is None else data.get(ref.key)
+            values[(name, ref.key)] = None if value is None else fingerprint(uid, value)
             if data is not None and ref.key not in data:
                 problems.append(f"Secret {name!r} has no key {ref.key!r} (for {ref.env})")
     return values, problems

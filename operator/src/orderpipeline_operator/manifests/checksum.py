@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 
 from orderpipeline_operator.manifests.components import Component
 
-# (secret name, key) -> the value's bytes; None when the Secret or the key is missing.
+# (secret name, key) -> the value's fingerprint; None when the Secret or the key is missing.
 SecretValues = Mapping[tuple[str, str], bytes | None]
+
+
+def fingerprint(secret_uid: str, value: bytes) -> bytes:
+    """An HMAC of a credential keyed by its Secret's uid, for checksum annotations.
+
+    A plain hash of the value would let anyone who can read Deployments guess a weak
+    password offline; the uid is only readable by those who may read the Secret, which
+    holds the value anyway. A Secret deleted and re-created gets a new uid: its pods roll.
+    """
+    return hmac.new(secret_uid.encode(), value, hashlib.sha256).digest()
 
 
 def component_checksum(
@@ -21,16 +32,15 @@ def component_checksum(
     for ref in sorted(refs, key=lambda r: (r.env, r.secret, r.key)):
         value = secrets.get((ref.secret, ref.key))
         digest.update(f"s\0{ref.env}\0{ref.secret}\0{ref.key}\0".encode())
-        # The value itself only enters the digest; it is never stored or logged.
-        digest.update(b"<missing>" if value is None else hashlib.sha256(value).digest())
+        digest.update(b"<missing>" if value is None else value)
     return digest.hexdigest()
 
 
 def secret_checksum(refs: list[tuple[str, str]], secrets: SecretValues) -> str:
-    """A digest of some Secret keys' values, for a pod template annotation."""
+    """A digest of some Secret keys' fingerprints, for a pod template annotation."""
     digest = hashlib.sha256()
     for name, key in sorted(refs):
         value = secrets.get((name, key))
         digest.update(f"{name}\0{key}\0".encode())
-        digest.update(b"<missing>" if value is None else hashlib.sha256(value).digest())
+        digest.update(b"<missing>" if value is None else value)
     return digest.hexdigest()
