@@ -26,10 +26,17 @@ doctor: ## One line per component: pinned and found version, path, OK or MISSING
 	@if [ ! -x $(PY) ]; then echo "python environment MISSING: run make bootstrap"; exit 1; fi
 	@$(PY) -m devinfra.doctor
 
-lint: bootstrap ## ruff, mypy, and the dashboard's eslint + tsc
+# Tests import their directory's helpers as top-level modules (several have a conftest.py),
+# so mypy checks each test directory on its own; every directory runs, then any failure fails.
+MYPY_TEST_DIRS = bench tests/conftest.py $(sort $(dir $(wildcard tests/*/*.py)))
+
+lint: bootstrap ## ruff, mypy (src, then bench and each tests/ directory), and the dashboard's eslint + tsc
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	@failed=""; for d in $(MYPY_TEST_DIRS); do \
+	  printf '.venv/bin/mypy %-22s ' "$$d"; .venv/bin/mypy "$$d" || failed="$$failed $$d"; \
+	done; if [ -n "$$failed" ]; then echo "mypy failed in:$$failed"; exit 1; fi
 	cd services/dashboard && npm run --silent lint
 
 test: bootstrap ## Run every test against the real Kafka, gocaves, Kubernetes and Chromium

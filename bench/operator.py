@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from devinfra.cluster import LocalCluster
 from devinfra.procs import ManagedProcess, free_port, wait_for
@@ -70,7 +70,8 @@ class Cluster:
         peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
                    "metadata": {"name": "orderpipeline-operator"}}  # fmt: skip
         self.k8s.kubectl("apply", "-f", "-", input=json.dumps(peering))
-        config.load_kube_config(str(self.k8s.kubeconfig))
+        # The kubernetes client's config loaders carry no annotations.
+        config.load_kube_config(str(self.k8s.kubeconfig))  # type: ignore[no-untyped-call]
         self.core, self.apps = client.CoreV1Api(), client.AppsV1Api()
         self.custom = client.CustomObjectsApi()
         live = free_port()
@@ -93,11 +94,11 @@ class Cluster:
     def namespace(self) -> str:
         self._ns += 1
         name = f"bench-{self._ns}"
-        self.core.create_namespace({"metadata": {"name": name}})
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         self.core.create_namespaced_secret(
             name,
-            {"metadata": {"name": "couchbase-credentials"},
-             "stringData": {"username": "u", "password": "p"}},
+            client.V1Secret(metadata=client.V1ObjectMeta(name="couchbase-credentials"),
+                            string_data={"username": "u", "password": "p"}),
         )  # fmt: skip
         return name
 
@@ -107,12 +108,21 @@ class Cluster:
         )
 
     def children_exist(self, namespace: str, names: list[str]) -> bool:
-        have = {d.metadata.name for d in self.apps.list_namespaced_deployment(namespace).items}
-        cms = {c.metadata.name for c in self.core.list_namespaced_config_map(namespace).items}
+        deployments = self.apps.list_namespaced_deployment(namespace).items
+        have = {d.metadata.name for d in deployments if d.metadata}
+        cms = {
+            c.metadata.name
+            for c in self.core.list_namespaced_config_map(namespace).items
+            if c.metadata
+        }
         return all({f"{n}-{w}" for w in WORKERS} <= have and f"{n}-config" in cms for n in names)
 
     def ready(self, namespace: str, names: list[str]) -> bool:
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        # The custom-objects API returns the decoded JSON list, typed as object.
+        items = cast(
+            dict[str, Any],
+            self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL),
+        )
         ready = {
             i["metadata"]["name"]
             for i in items["items"]

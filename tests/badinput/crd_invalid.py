@@ -18,7 +18,8 @@ Schema = dict[str, Any]
 def spec_schema() -> Schema:
     crd = yaml.safe_load(CRD.read_text())
     schema: Schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema["properties"]["spec"]
+    spec: Schema = schema["properties"]["spec"]
+    return spec
 
 
 def valid_spec(secret: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,7 @@ def test_accepted_ones_carry_a_false_condition_and_the_operator_stays_calm(
         return bool(ready) and ready[0]["status"] == "False" and bool(ready[0]["message"])
 
     for name, what in ACCEPTED:
-        wait_until(
-            lambda name=name: reported(name), 90, f"a Ready=False condition on {name} ({what})"
-        )
+        wait_until(partial(reported, name), 90, f"a Ready=False condition on {name} ({what})")
 
     # Calm: alive, and with every object settled, the log grows by periodic resyncs only.
     assert operator.proc.running and operator.alive()

@@ -13,7 +13,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from chaos.harness import (
@@ -84,7 +84,10 @@ def dead_letters(broker: Any, topic: str) -> list[tuple[str, str]]:
         while remaining:
             for msg in consumer.consume(1000, 2):
                 if msg.error() is None:
-                    headers = {k: (v or b"").decode() for k, v in msg.headers() or []}
+                    # A consumed message's headers are a list of (str, bytes | None); the
+                    # stub's HeadersType also covers the dict and str values produce() accepts.
+                    raw = cast(list[tuple[str, bytes | None]], msg.headers() or [])
+                    headers = {k: (v or b"").decode() for k, v in raw}
                     out.append(
                         (
                             headers.get("x-dead-letter-service", ""),

@@ -169,7 +169,8 @@ def _can(k8s: Any, sa: str, verb: str, resource: str, namespace: str | None) -> 
     answer = k8s.kubectl(*args, check=False)
     # An unknown resource is a "no" with a warning: that must not pass as "cannot".
     assert "doesn't have a resource type" not in answer.stderr, answer.stderr
-    return answer.stdout.strip() == "yes"
+    stdout: str = answer.stdout
+    return stdout.strip() == "yes"
 
 
 def test_operator_chart_upgrades_the_crd_and_keeps_it_on_uninstall(

@@ -104,13 +104,11 @@ def test_operator_reads_every_setting_the_chart_passes(render: Render) -> None:
     # Settings ignores unknown variables, so a misspelt one would be lost silently.
     assert passed <= set(Settings.model_fields), passed - set(Settings.model_fields)
     assert {k for k in env if not k.startswith("OPERATOR_")} <= {"PYTHONUNBUFFERED", "HOME"}
-    settings = Settings(
-        **{
-            k.removeprefix("OPERATOR_").lower(): v
-            for k, v in env.items()
-            if k.startswith("OPERATOR_")
-        }
-    )
+    # Values typed as Any: Settings parses the environment's strings into its field types.
+    values: dict[str, Any] = {
+        k.removeprefix("OPERATOR_").lower(): v for k, v in env.items() if k.startswith("OPERATOR_")
+    }
+    settings = Settings(**values)
     assert settings.log_level == "DEBUG"
 
 

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 from devinfra.kafka import KafkaBroker
 
 
-def _round_trip(broker: KafkaBroker, count: int) -> list[bytes]:
+def _round_trip(broker: KafkaBroker, count: int) -> list[bytes | None]:
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
     broker.create_topics([topic], partitions=1)
     producer = Producer(broker.client_config() | {"enable.idempotence": True, "acks": "all"})
@@ -22,7 +22,7 @@ def _round_trip(broker: KafkaBroker, count: int) -> list[bytes]:
         | {"group.id": topic, "auto.offset.reset": "earliest", "enable.auto.commit": False}
     )
     consumer.subscribe([topic])
-    received: list[bytes] = []
+    received: list[bytes | None] = []
     try:
         for _ in range(60):
             msg = consumer.poll(1.0)

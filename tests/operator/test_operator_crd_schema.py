@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _schema() -> dict[str, Any]:
     crd = yaml.safe_load((ROOT / "crds" / "orderpipelines.yaml").read_text())
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema["properties"]["spec"]
+    spec: dict[str, Any] = schema["properties"]["spec"]
+    return spec
 
 
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:

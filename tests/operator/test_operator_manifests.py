@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -44,7 +45,9 @@ def spec_with(**changes: Any) -> PipelineSpec:
     return parse_spec(raw)
 
 
-def checksums(spec: PipelineSpec, secrets: dict[tuple[str, str], bytes | None]) -> dict[str, str]:
+def checksums(
+    spec: PipelineSpec, secrets: Mapping[tuple[str, str], bytes | None]
+) -> dict[str, str]:
     config = config_data(spec)
     return {c.name: component_checksum(c, config, secrets) for c in components(spec)}
 

@@ -20,7 +20,8 @@ def order(amount: float, country: str) -> Order:
         currency="USD",
         country=country,
         status="CREATED",
-        created_at="2026-11-27T03:40:00.123Z",
+        # The wire form: Order parses the ISO string (the plugin types the field as datetime).
+        created_at="2026-11-27T03:40:00.123Z",  # type: ignore[arg-type]
     )
 
 

@@ -17,7 +17,8 @@ def order(n: int) -> Order:
         currency="USD",
         country="DE",
         status="CREATED",
-        created_at="2026-11-27T03:40:00.123Z",
+        # The wire form: Order parses the ISO string (the plugin types the field as datetime).
+        created_at="2026-11-27T03:40:00.123Z",  # type: ignore[arg-type]
     )
 
 
