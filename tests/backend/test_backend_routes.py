@@ -241,6 +241,22 @@ def test_the_source_is_closed_on_shutdown(source: FakeSource) -> None:
     assert source.closed
 
 
+def test_analytics_fast_path_answers_exactly_like_the_route(source: FakeSource) -> None:
+    """Without an API key GET /api/analytics skips the router (fastpath.py); with one
+    configured it goes through the route: both answers must be the same."""
+    answers = []
+    for extra, headers in (({}, {}), ({"api_key": "k"}, {"X-API-Key": "k"})):
+        app = create_app(settings(**extra), source=source)
+        with TestClient(app) as client:
+            app.state.feed.refresh()
+            response = client.get("/api/analytics", headers=headers)
+            metrics = client.get("/metrics").text
+        assert 'requests_total{route="/api/analytics",status="200"}' in metrics
+        answers.append((response.status_code, response.headers["content-type"], response.content))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 200 and json.loads(answers[0][2])["totals"]["orders"] == 60
+
+
 def test_feed_can_be_overridden_as_a_dependency(source: FakeSource) -> None:
     app = create_app(settings(), source=source)
     feed = AnalyticsFeed(source)
@@ -248,3 +264,18 @@ def test_feed_can_be_overridden_as_a_dependency(source: FakeSource) -> None:
     app.dependency_overrides[get_feed] = lambda: feed
     with TestClient(app) as client:
         assert client.get("/api/orders?limit=1").json()["orders"][0]["order_id"] == "ord_0000"
+
+
+def test_feed_override_also_reaches_the_analytics_fast_path(source: FakeSource) -> None:
+    class FirstPartitionOnly(FakeSource):
+        def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
+            aggs, version = super().read_all()
+            return {PartitionId("orders", 0): aggs[PartitionId("orders", 0)]}, version
+
+    app = create_app(settings(), source=source)
+    override = AnalyticsFeed(FirstPartitionOnly())
+    override.refresh()
+    app.dependency_overrides[get_feed] = lambda: override
+    with TestClient(app) as client:
+        app.state.feed.refresh()  # the app's own feed has all 60 orders
+        assert client.get("/api/analytics").json()["totals"]["orders"] == 30

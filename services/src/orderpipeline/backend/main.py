@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from orderpipeline.backend.api.main import build_api_router
 from orderpipeline.backend.api.routes import health, metrics
 from orderpipeline.backend.core.config import BackendSettings
+from orderpipeline.backend.fastpath import AnalyticsFastPath
 from orderpipeline.backend.feed import (
     AnalyticsFeed,
     AnalyticsSource,
@@ -21,6 +22,8 @@ from orderpipeline.backend.feed import (
 )
 from orderpipeline.backend.middleware import BodyLimitMiddleware, MetricsMiddleware
 from orderpipeline.backend.static import mount_dashboard
+
+ANALYTICS_PATH = "/api/analytics"
 
 
 def create_app(settings: BackendSettings, source: AnalyticsSource | None = None) -> FastAPI:
@@ -60,6 +63,9 @@ def create_app(settings: BackendSettings, source: AnalyticsSource | None = None)
     app.include_router(build_api_router(require_key=settings.api_key is not None))
     if settings.dashboard_dist is not None:
         mount_dashboard(app, settings.dashboard_dist)
+    if settings.api_key is None:
+        # Added first, so innermost: CORS, body limit and metrics still apply to it.
+        app.add_middleware(AnalyticsFastPath, path=ANALYTICS_PATH)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
