@@ -182,14 +182,16 @@ class ServiceProcess:
         return self.log.read_text(errors="replace")
 
     def metric(self, name: str) -> float:
-        """A sample's value from the service's /metrics (0 when absent)."""
+        """The sum of the /metrics samples whose name and labels start with `name`, e.g.
+        `orderpipeline_errors_total{kind="couchbase"` (0 when there are none)."""
         url = f"http://127.0.0.1:{self.health_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
 
 # --- the expected aggregates, computed without the service's code ------------------------------

@@ -9,12 +9,7 @@ the orders read back from the `orders` topic, with Decimal arithmetic on the JSO
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,20 +22,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from analytics.helpers import ServiceProcess
 from confluent_kafka import Consumer, TopicPartition
-from devinfra.procs import free_port
 
-BIN = Path(sys.executable).parent / "orderpipeline"
 PARTITIONS = 3
 # The fraud rule's documented defaults (docs/services.md), restated here on purpose.
 FRAUD_THRESHOLD = Decimal(300)
 TRUSTED = {"US", "CA"}
 PARTITION_DOC = "analytics::partition::{topic}::{partition}"
-
-
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: a crashed test run leaves no service behind.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -58,34 +47,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{last_error}")
 
 
-class Proc:
-    """`orderpipeline <service>` as a subprocess; restartable, output appended to one file."""
+class Proc(ServiceProcess):
+    """A service process that keeps count across restarts: how often it was started, every
+    exit code, and its JSON log events."""
 
     def __init__(self, service: str, env: dict[str, str], workdir: Path) -> None:
-        self.service = service
-        self.health_port = free_port()
-        self.log = workdir / f"{service}-{uuid.uuid4().hex[:6]}.log"
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HEALTH_PORT": str(self.health_port),
-            "ORDERPIPELINE_SECRETS_DIR": str(workdir / "no-secrets"),
-            "LOG_LEVEL": "INFO",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(service, env, workdir)
         self.starts = 0
         self.exit_codes: list[int] = []
 
     def start(self) -> Proc:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(BIN), self.service],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
+        super().start()
         self.starts += 1
         return self
 
@@ -94,31 +66,16 @@ class Proc:
         assert self.process is not None
         return self.process.pid
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def kill(self) -> None:
         """SIGKILL: no chance to flush, commit or leave the group."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.exit_codes.append(self.process.wait(30))
+        super().kill()
+        assert self.process is not None and self.process.returncode is not None
+        self.exit_codes.append(self.process.returncode)
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; the exit code."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
+        code = super().stop(timeout)
         self.exit_codes.append(code)
         return code
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
     def log_events(self, event: str) -> list[dict[str, Any]]:
         """The JSON log lines whose `event` is `event`."""
@@ -130,17 +87,6 @@ class Proc:
                     if record.get("event") == event:
                         found.append(record)
         return found
-
-    def metric(self, name: str) -> float:
-        """The sum of a metric's samples whose name and labels start with `name` (0 if none)."""
-        url = f"http://127.0.0.1:{self.health_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
 
 def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, dict[str, Any]]:

@@ -251,7 +251,7 @@ class _Result(threading.Thread):
 
     def result(self) -> int:
         self.join(90)
-        assert self.code is not None, f"{self.proc.service} did not stop"
+        assert self.code is not None, f"{self.proc.name} did not stop"
         return self.code
 
 
