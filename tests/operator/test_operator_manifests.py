@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from orderpipeline_operator.manifests.checksum import component_checksum, fingerprint
@@ -13,6 +14,7 @@ from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
 from orderpipeline_operator.manifests.labels import CHECKSUM_ANNOTATION
 from orderpipeline_operator.manifests.webapp_values import values_checksum, webapp_values
+from orderpipeline_operator.reconcile import Operator, secret_fingerprints
 from orderpipeline_operator.spec import PipelineSpec, parse_spec
 
 MINIMAL: dict[str, Any] = {
@@ -205,18 +207,36 @@ def test_secret_fingerprint_is_keyed_by_the_secrets_uid() -> None:
     assert fingerprint(uid, b"hunter2") != fingerprint(uid.replace("1", "2"), b"hunter2")
 
 
-def test_checksum_cannot_be_recomputed_from_a_guessed_password() -> None:
-    """A reader of Deployments who guesses the password right still cannot confirm it."""
-    spec = parse_spec(MINIMAL)
-    uid = "6f1c8e0a-0000-4000-8000-000000000001"
-    stored = {k: fingerprint(uid, v) for k, v in SECRETS.items()}
-    actual = checksums(spec, stored)["analytics"]
-    for guess in (
-        dict(SECRETS),
-        {k: hashlib.sha256(v).digest() for k, v in SECRETS.items()},
-        {k: fingerprint("", v) for k, v in SECRETS.items()},
-    ):
-        assert checksums(spec, guess)["analytics"] != actual
+class FakeKube:
+    """Serves Secrets as the API does: uid and data; the uid changes on re-creation."""
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+
+    def secret_values(self, _namespace: str, name: str) -> tuple[str, dict[str, bytes]] | None:
+        data = {key: value for (secret, key), value in SECRETS.items() if secret == name}
+        return (self.uid, data) if data else None
+
+
+def test_checksums_do_not_follow_from_the_passwords_alone() -> None:
+    """The checksum the operator writes depends on the Secret's uid: a reader of Deployments
+    who guesses every password still cannot confirm the guess."""
+    spec = parse_spec(SASL)
+
+    def analytics_checksum(uid: str) -> str:
+        op = cast(Operator, SimpleNamespace(kube=FakeKube(uid)))
+        fingerprints, problems = secret_fingerprints(op, "default", spec)
+        assert problems == []
+        return checksums(spec, fingerprints)["analytics"]
+
+    same = analytics_checksum("uid-1")
+    assert analytics_checksum("uid-1") == same
+    assert analytics_checksum("uid-2") != same  # same passwords, re-created Secrets
+    # What the passwords alone give, raw or hashed, is not what was written.
+    assert same not in {
+        checksums(spec, SECRETS)["analytics"],
+        checksums(spec, {k: hashlib.sha256(v).digest() for k, v in SECRETS.items()})["analytics"],
+    }
 
 
 def test_webapp_values_follow_the_contract() -> None:

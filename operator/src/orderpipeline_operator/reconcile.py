@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from orderpipeline_operator.helm import Helm, HelmError, chart_digest
 from orderpipeline_operator.kube import Kube
 from orderpipeline_operator.manifests.checksum import (
-    SecretValues,
+    SecretFingerprints,
     component_checksum,
     fingerprint,
     secret_checksum,
@@ -83,9 +83,9 @@ class Operator:
         return self._written.get(uid) or dict(body.get("status") or {})
 
 
-def _read_secrets(
+def secret_fingerprints(
     op: Operator, namespace: str, spec: PipelineSpec
-) -> tuple[dict[tuple[str, str], bytes | None], list[str]]:
+) -> tuple[SecretFingerprints, list[str]]:
     """A fingerprint of every Secret key the spec references (workers and webapp), and what
     is missing. Only fingerprints leave this function: the values are not kept."""
     cb = spec.couchbase.credentials_secret_ref
@@ -119,7 +119,7 @@ def _owned(obj: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_workers(
-    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, secrets: SecretValues
+    op: Operator, body: Mapping[str, Any], spec: PipelineSpec, secrets: SecretFingerprints
 ) -> dict[str, WorkerState]:
     """ConfigMap, then the Deployments (so a rolled pod sees the new settings)."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
@@ -161,7 +161,7 @@ def ensure_webapp(
     body: Mapping[str, Any],
     spec: PipelineSpec,
     previous: Mapping[str, Any],
-    secrets: SecretValues,
+    secrets: SecretFingerprints,
 ) -> tuple[WebappState, str | None]:
     """Install/upgrade the release only when its values or chart changed or it is not deployed.
 
@@ -324,9 +324,9 @@ def reconcile(op: Operator, body: Mapping[str, Any], trigger: str) -> dict[str, 
             workers = observe_workers(op, body, spec)
             webapp = observe_webapp(op, body, spec, previous)
         else:
-            secrets: SecretValues = {}
+            secrets: SecretFingerprints = {}
             try:
-                secrets, problems = _read_secrets(op, body["metadata"]["namespace"], spec)
+                secrets, problems = secret_fingerprints(op, body["metadata"]["namespace"], spec)
                 errors += problems
                 workers = apply_workers(op, body, spec, secrets)
             except ApiException as exc:
