@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import OPERATOR, ROOT, HelmRun, Render, by_kind, ci_values, container_env, one
+from orderpipeline_operator.settings import Settings
 
 REPOSITORY_CRD = ROOT / "crds" / "orderpipelines.yaml"
 CHART_CRD = OPERATOR / "files" / "orderpipelines.yaml"
@@ -96,8 +97,6 @@ def test_namespaced_mode_grants_workloads_only_in_the_watched_namespaces(render:
 
 
 def test_operator_reads_every_setting_the_chart_passes(render: Render) -> None:
-    from orderpipeline_operator.settings import Settings
-
     deployment = one(render(OPERATOR, sets={"logLevel": "DEBUG"}), "Deployment")
     env = {k: v for k, v in container_env(deployment).items() if isinstance(v, str)}
     passed = {k.removeprefix("OPERATOR_").lower() for k in env if k.startswith("OPERATOR_")}
