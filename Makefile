@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 
 .PHONY: help bootstrap doctor lint lint-python test test-chaos bench up down status logs \
-        cluster-up cluster-down images audit bench-chaos
+        cluster-up cluster-down node-up node-down node-status images audit bench-chaos
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,15 @@ cluster-up: bootstrap ## Local Kubernetes control plane + CRD + operator (.run/c
 
 cluster-down: ## Stop the local Kubernetes control plane
 	@$(PY) -m devinfra.cluster down
+
+node-up: bootstrap ## A real one-node Kubernetes (kubelet, containerd, Traefik) with our images; needs root
+	@$(PY) -m devinfra.node up
+
+node-down: ## Stop the real node and remove everything it put on the host
+	@$(PY) -m devinfra.node down
+
+node-status: ## Whether the real node runs, and anything it left on the host
+	@$(PY) -m devinfra.node status; $(PY) -m devinfra.node leftovers
 
 images: bootstrap ## Build the three container images with buildah (no Docker engine needed)
 	@bash hack/images.sh

@@ -147,50 +147,53 @@ class LocalCluster(StartStop):
 
     def _apiserver(self) -> ManagedProcess:
         return self._proc(
-            "kube-apiserver",
-            [
-                self.toolchain.kube_apiserver,
-                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.apiserver_port}",
-                f"--tls-cert-file={self.tls.cert_pem}",
-                f"--tls-private-key-file={self.tls.key_pem}",
-                f"--client-ca-file={self.tls.ca_pem}",
-                f"--token-auth-file={self.workdir / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--allow-privileged=true",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={self.sa_pub}",
-                f"--service-account-signing-key-file={self.sa_key}",
-                "--endpoint-reconciler-type=none",
-                "--v=1",
-            ],
+            "kube-apiserver", [self.toolchain.kube_apiserver, *self._apiserver_args()]
         )
+
+    def _apiserver_args(self) -> list[str | Path]:
+        return [
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--tls-cert-file={self.tls.cert_pem}",
+            f"--tls-private-key-file={self.tls.key_pem}",
+            f"--client-ca-file={self.tls.ca_pem}",
+            f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={self.sa_pub}",
+            f"--service-account-signing-key-file={self.sa_key}",
+            "--endpoint-reconciler-type=none",
+            "--v=1",
+        ]
 
     def _controller_manager(self) -> ManagedProcess:
         return self._proc(
             "kube-controller-manager",
-            [
-                self.toolchain.kube_controller_manager,
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--service-account-private-key-file={self.sa_key}",
-                f"--root-ca-file={self.tls.ca_pem}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--leader-elect=false",
-                "--node-monitor-grace-period=60s",
-                # The default 20 requests/s makes creating ReplicaSets and Pods for
-                # many pipelines at once the slowest step of every multi-pipeline test.
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--v=1",
-            ],
+            [self.toolchain.kube_controller_manager, *self._controller_manager_args()],
         )
+
+    def _controller_manager_args(self) -> list[str | Path]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            f"--service-account-private-key-file={self.sa_key}",
+            f"--root-ca-file={self.tls.ca_pem}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--leader-elect=false",
+            "--node-monitor-grace-period=60s",
+            # The default 20 requests/s makes creating ReplicaSets and Pods for
+            # many pipelines at once the slowest step of every multi-pipeline test.
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--v=1",
+        ]
 
     def _scheduler(self) -> ManagedProcess:
         return self._proc(
@@ -240,23 +243,31 @@ class LocalCluster(StartStop):
             return bool(json.loads(resp.read()).get("health") == "true")
 
     def start(self, timeout: float = 120.0) -> Self:
+        self.start_control_plane(timeout)
+        self._kwok().start()
+        self.kubectl("apply", "-f", "-", input=json.dumps(fake_node()))
+        self.wait_node_ready(timeout)
+        self.wait_default_service_account(timeout)
+        return self
+
+    def start_control_plane(self, timeout: float = 120.0) -> None:
+        """etcd, kube-apiserver, kube-controller-manager and kube-scheduler."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._prepared:
             self._prepare()
         etcd = self._etcd().start()
         wait_for(self._etcd_ready, timeout=30, what="etcd", alive=etcd.ensure_running)
         self.start_apiserver(timeout)
-        for proc in (self._controller_manager(), self._scheduler(), self._kwok()):
+        for proc in (self._controller_manager(), self._scheduler()):
             proc.start()
-        self.kubectl("apply", "-f", "-", input=json.dumps(fake_node()))
-        self.wait_node_ready(timeout)
+
+    def wait_default_service_account(self, timeout: float = 120.0) -> None:
         wait_for(
             self._default_service_account,
             timeout=timeout,
             what="the default ServiceAccount (controller-manager)",
             alive=self._procs["kube-controller-manager"].ensure_running,
         )
-        return self
 
     def start_apiserver(self, timeout: float = 120.0) -> None:
         apiserver = self._apiserver().start()
