@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from devinfra.chromium import CHROMIUM_ARGS
 from devinfra.cluster import LocalCluster
 from devinfra.gocaves import CouchbaseCluster, Gocaves
 from devinfra.kafka import KafkaBroker
@@ -16,18 +17,6 @@ from devinfra.toolchain import Toolchain
 from playwright.sync_api import Browser, sync_playwright
 
 ANALYTICS_BUCKET = "order_analytics"
-# Headless Chromium as this machine runs it: no sandbox (root), no GPU, and no
-# background networking, whose connections the closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,374 @@
+"""The user's journey on a real kubelet: real containers of our own images, from
+`helm install` of the operator to live orders in Chromium at http://orders.local/.
+
+One node and one pipeline for the module (starting them is the slow part); the tests run
+in file order and each adds to what the previous one left, as a person would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devinfra.chromium import CHROMIUM_ARGS, host_resolver_args
+from devinfra.node import RealNode
+from devinfra.nodeconfig import DNS_SERVICE_IP, NODE_IP
+from devinfra.procs import wait_for
+from orderpipeline.core.order import new_order_id
+from playwright.sync_api import Browser, Page, expect
+
+pytestmark = [pytest.mark.node, pytest.mark.browser, pytest.mark.timeout(1800)]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+OPERATOR_NAMESPACE = "orderpipeline-system"
+PIPELINE = "orders"
+HOST = "orders.local"
+KPI_FIELDS = {
+    "kpi-total-orders": "orders",
+    "kpi-total-sales": "sales",
+    "kpi-payments": "payments",
+    "kpi-fraud-alerts": "fraud_alerts",
+}
+
+# Run inside a pod of the services image (it has confluent_kafka and the pipeline's
+# Kafka settings): every order in `orders`, read committed, as count and sum.
+AUDIT_ORDERS = """
+import json, os, time
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+              "group.id": "node-test-audit", "enable.auto.commit": False,
+              "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+parts = [TopicPartition("orders", p, 0)
+         for p in c.list_topics("orders", timeout=15).topics["orders"].partitions]
+ends = {tp.partition: c.get_watermark_offsets(tp, timeout=15)[1] for tp in parts}
+c.assign(parts)
+left = {p for p, end in ends.items() if end > 0}
+ids, cents, deadline = set(), 0, time.monotonic() + 60
+while left and time.monotonic() < deadline:
+    m = c.poll(1)
+    if m is None or m.error():
+        continue
+    order = json.loads(m.value())
+    if order["order_id"] not in ids:
+        ids.add(order["order_id"])
+        cents += round(order["amount"] * 100)
+    if m.offset() + 1 >= ends[m.partition()]:
+        left.discard(m.partition())
+c.close()
+print(json.dumps({"orders": len(ids), "cents": cents, "complete": not left}))
+"""
+
+PRODUCE_ORDER = """
+import json, os, sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+              "enable.idempotence": True})
+p.produce("orders", key=sys.argv[1], value=sys.argv[2])
+assert p.flush(15) == 0
+"""
+
+
+class Journey:
+    def __init__(self, node: RealNode) -> None:
+        self.node = node
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 300) -> str:
+        return self.node.kubectl(*args, input=input, timeout=timeout).stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    def analytics(self) -> dict[str, Any]:
+        """GET /api/analytics through the ingress, as the browser reaches it."""
+        request = urllib.request.Request(f"http://{NODE_IP}/api/analytics", headers={"Host": HOST})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+
+    def in_pod(self, deployment: str, script: str, *args: str) -> str:
+        return self.kubectl(
+            "exec", "-i", f"deploy/{deployment}", "--", "python", "-", *args, input=script
+        )
+
+    def audit_orders(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.in_pod(f"{PIPELINE}-fraud", AUDIT_ORDERS))
+        assert result["complete"], result
+        return result
+
+    def set_producer_replicas(self, replicas: int) -> None:
+        patch = {"spec": {"producer": {"replicas": replicas}}}
+        self.kubectl("patch", "orderpipeline", PIPELINE, "--type=merge", "-p", json.dumps(patch))
+        wait_for(
+            lambda: len(self.pods(f"{PIPELINE}-producer")) == replicas,
+            timeout=120,
+            what=f"{replicas} producer pods",
+        )
+
+    def pods(self, prefix: str) -> list[dict[str, Any]]:
+        items = self.json("get", "pods")["items"]
+        return [
+            p
+            for p in items
+            if p["metadata"]["name"].startswith(prefix)
+            and p["metadata"].get("deletionTimestamp") is None
+            and p["status"].get("phase") == "Running"
+        ]
+
+    def wait_totals_match_topic(self, timeout: float = 180) -> dict[str, Any]:
+        """Until the backend's totals equal the orders in Kafka (analytics caught up)."""
+        seen: dict[str, Any] = {}
+
+        def caught_up() -> bool:
+            truth = self.audit_orders()
+            totals = self.analytics()["totals"]
+            seen.update(truth=truth, totals=totals)
+            return bool(
+                totals["orders"] == truth["orders"]
+                and round(totals["sales"] * 100) == truth["cents"]
+            )
+
+        try:
+            wait_for(caught_up, timeout=timeout, interval=3, what="totals equal to the topic")
+        except TimeoutError as exc:
+            raise AssertionError(f"totals never matched the topic: {seen}") from exc
+        return seen
+
+
+@pytest.fixture(scope="module")
+def journey(real_node: RealNode) -> Iterator[Journey]:
+    """The README's commands: helm install the operator, the dev infra, the sample."""
+    j = Journey(real_node)
+    j.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    j.kubectl(
+        "label", "namespace", OPERATOR_NAMESPACE,
+        "pod-security.kubernetes.io/enforce=restricted",
+    )  # fmt: skip
+    real_node.helm(
+        "install", "orderpipeline-operator", str(ROOT / "charts" / "orderpipeline-operator"),
+        "--namespace", OPERATOR_NAMESPACE, "--wait", "--timeout", "5m",
+    )  # fmt: skip
+    j.kubectl("apply", "-k", str(ROOT / "samples" / "node-infra"))
+    j.kubectl("wait", "--for=condition=Complete", "job/kafka-topics", "--timeout=600s", timeout=620)
+    j.kubectl("wait", "--for=condition=Available", "deployment/couchbase", "--timeout=300s")
+    j.kubectl("apply", "-f", str(ROOT / "samples" / "minimal.yaml"))
+    j.kubectl(
+        "wait", "--for=condition=Ready", f"orderpipeline/{PIPELINE}", "--timeout=300s", timeout=320
+    )
+    yield j
+
+
+@pytest.fixture
+def node_page(browser: Browser) -> Iterator[Page]:
+    """Chromium resolving orders.local to the ingress address, as a hosts-file line would."""
+    chromium = browser.browser_type.launch(
+        executable_path=browser.browser_type.executable_path,
+        args=[*CHROMIUM_ARGS, *host_resolver_args(HOST, NODE_IP)],
+    )
+    page = chromium.new_page()
+    try:
+        yield page
+    finally:
+        chromium.close()
+
+
+def test_node_is_a_real_kubelet_on_containerd(real_node: RealNode) -> None:
+    node = json.loads(real_node.kubectl("get", "node", "-o", "json").stdout)["items"][0]
+    info = node["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == "v1.36.3"
+    assert info["containerRuntimeVersion"].startswith("containerd://2.")
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    assert addresses["InternalIP"] == NODE_IP
+    assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {})
+
+
+def test_kubelet_refuses_anonymous_callers_and_has_no_read_only_port(
+    real_node: RealNode,
+) -> None:
+    ctx = ssl.create_default_context(cafile=str(real_node.dirs.pki / "ca.pem"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"https://{NODE_IP}:10250/pods", context=ctx, timeout=5)
+    assert refused.value.code == 401
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://{NODE_IP}:10255/pods", timeout=5)
+
+
+def test_operator_runs_as_a_pod_with_its_service_account(journey: Journey) -> None:
+    pods = journey.json("get", "pods", "-n", OPERATOR_NAMESPACE)["items"]
+    (pod,) = [p for p in pods if p["metadata"].get("deletionTimestamp") is None]
+    assert pod["spec"]["serviceAccountName"].startswith("orderpipeline-operator")
+    assert all(c["ready"] for c in pod["status"]["containerStatuses"])
+    env = {e["name"] for c in pod["spec"]["containers"] for e in c.get("env", [])}
+    assert "KUBECONFIG" not in env  # in-cluster: its ServiceAccount's token only
+
+
+def test_every_pod_is_a_running_container_and_ready(journey: Journey) -> None:
+    pods = journey.json("get", "pods", "--all-namespaces")["items"]
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    names = {p["metadata"]["name"] for p in running}
+    for component in ("producer", "fraud", "payment", "analytics"):
+        assert any(n.startswith(f"{PIPELINE}-{component}-") for n in names), (component, names)
+    assert any("backend" in n for n in names) and any("dashboard" in n for n in names), names
+    for pod in running:
+        for status in pod["status"]["containerStatuses"]:
+            assert status["ready"], (pod["metadata"]["name"], status)
+            assert status["containerID"].startswith("containerd://"), status
+            assert status["imageID"], status
+    for namespace in ("default", OPERATOR_NAMESPACE):
+        labels = journey.json("get", "namespace", namespace)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted", namespace
+
+
+def test_pods_resolve_through_cluster_dns_only(journey: Journey) -> None:
+    resolv = journey.kubectl("exec", f"deploy/{PIPELINE}-fraud", "--", "cat", "/etc/resolv.conf")
+    servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    assert servers == [DNS_SERVICE_IP], resolv
+    resolved = journey.in_pod(
+        f"{PIPELINE}-fraud", "import socket; print(socket.gethostbyname('kafka'))"
+    )
+    assert resolved.strip().startswith("198.19."), resolved
+
+
+def test_dashboard_at_orders_local_shows_live_orders_equal_to_the_backend(
+    journey: Journey, node_page: Page
+) -> None:
+    assert journey.analytics()["totals"]["orders"] > 0, "no order reached the backend"
+    # Quiet the producer so that the page and the API can be compared exactly.
+    journey.set_producer_replicas(0)
+    journey.wait_totals_match_topic()
+    node_page.goto(f"http://{HOST}/")
+    expect(node_page.get_by_test_id("connection-state")).to_have_attribute(
+        "data-state", "live", timeout=30_000
+    )
+    totals = journey.analytics()["totals"]
+    for test_id, field in KPI_FIELDS.items():
+        expect(node_page.get_by_test_id(test_id)).to_have_attribute(
+            "data-value", str(totals[field]) if field != "sales" else str(totals["sales"])
+        )
+    node_page.evaluate("window.__sameDocument = true")
+
+    order_id = new_order_id()
+    order = {
+        "order_id": order_id, "customer_id": 4242, "amount": 512.25, "currency": "USD",
+        "country": "DE", "status": "CREATED", "created_at": _now(), "source": "node-journey",
+    }  # fmt: skip
+    journey.in_pod(f"{PIPELINE}-fraud", PRODUCE_ORDER, order_id, json.dumps(order))
+    expect(node_page.get_by_test_id("order-row").first).to_have_attribute(
+        "data-order-id", order_id, timeout=30_000
+    )
+    expect(node_page.get_by_test_id("kpi-total-orders")).to_have_attribute(
+        "data-value", str(totals["orders"] + 1)
+    )
+    assert node_page.evaluate("window.__sameDocument") is True
+    ARTIFACTS.mkdir(exist_ok=True)
+    node_page.screenshot(path=ARTIFACTS / "node-dashboard.png")
+    journey.set_producer_replicas(1)
+
+
+def _now() -> str:
+    now = time.gmtime()
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", now)
+
+
+def test_kubectl_logs_and_exec_reach_the_containers(journey: Journey) -> None:
+    logs = journey.kubectl("logs", f"deploy/{PIPELINE}-analytics", "--tail=50")
+    assert logs.strip(), "no log lines from the analytics container"
+    who = journey.kubectl("exec", f"deploy/{PIPELINE}-analytics", "--", "id", "-u")
+    assert who.strip() != "0"  # the image's non-root user
+
+
+def test_helm_test_of_the_webapp_release_succeeds(journey: Journey) -> None:
+    releases = json.loads(journey.node.helm("list", "-o", "json").stdout)
+    (release,) = [r["name"] for r in releases if r["chart"].startswith("webapp")]
+    out = journey.node.helm("test", release, "--timeout", "3m").stdout
+    assert "Phase:          Succeeded" in out or "Succeeded" in out, out
+
+
+def test_analytics_pod_force_deleted_mid_stream_keeps_totals_exact(journey: Journey) -> None:
+    (before,) = journey.pods(f"{PIPELINE}-analytics")
+    time.sleep(3)  # orders flowing at the producer's rate
+    journey.kubectl(
+        "delete", "pod", before["metadata"]["name"], "--force", "--grace-period=0", "--wait=false"
+    )
+    wait_for(
+        lambda: any(
+            p["metadata"]["name"] != before["metadata"]["name"]
+            and all(c["ready"] for c in p["status"].get("containerStatuses", []))
+            for p in journey.pods(f"{PIPELINE}-analytics")
+        ),
+        timeout=180,
+        what="a replacement analytics pod Ready",
+    )
+    time.sleep(3)
+    journey.set_producer_replicas(0)
+    seen = journey.wait_totals_match_topic()
+    assert seen["totals"]["orders"] == seen["truth"]["orders"]
+    journey.set_producer_replicas(1)
+
+
+def _pod_uids(journey: Journey) -> dict[str, set[str]]:
+    uids: dict[str, set[str]] = {}
+    for pod in journey.json("get", "pods")["items"]:
+        owner = pod["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+        uids.setdefault(owner, set()).add(pod["metadata"]["uid"])
+    return uids
+
+
+def test_rotated_couchbase_secret_rolls_exactly_the_pods_using_it(
+    journey: Journey, node_page: Page
+) -> None:
+    """A new Couchbase user and password: the pods reading them roll, the others stay."""
+    password = secrets.token_urlsafe(16)
+    couchbase_pod = journey.json("get", "pods", "-l", "app.kubernetes.io/name=couchbase")
+    pod_ip = couchbase_pod["items"][0]["status"]["podIP"]
+    body = f"password={password}&roles=admin".encode()
+    request = urllib.request.Request(
+        f"http://{pod_ip}:8091/settings/rbac/users/local/orders-app", data=body, method="PUT"
+    )
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    request.add_header("Authorization", "Basic QWRtaW5pc3RyYXRvcjpwYXNzd29yZA==")
+    urllib.request.urlopen(request, timeout=10).close()
+
+    before = _pod_uids(journey)
+    secret = {"stringData": {"username": "orders-app", "password": password}}
+    journey.kubectl("patch", "secret", "couchbase-credentials", "-p", json.dumps(secret))
+
+    def rolled() -> bool:
+        now = _pod_uids(journey)
+        return bool(now.get("analytics")) and not (now["analytics"] & before["analytics"])
+
+    wait_for(rolled, timeout=240, interval=2, what="analytics pods replaced")
+    journey.kubectl("wait", "--for=condition=Ready", f"orderpipeline/{PIPELINE}", "--timeout=300s")
+    after = _pod_uids(journey)
+    for component in ("producer", "fraud", "payment"):
+        assert after.get(component) == before.get(component), component
+    node_page.goto(f"http://{HOST}/")
+    expect(node_page.get_by_test_id("connection-state")).to_have_attribute(
+        "data-state", "live", timeout=60_000
+    )
+    first = journey.analytics()["totals"]["orders"]
+    wait_for(
+        lambda: journey.analytics()["totals"]["orders"] > first,
+        timeout=120,
+        what="new orders counted with the rotated credentials",
+    )
+
+
+def test_deleting_the_pipeline_removes_its_pods_and_release(journey: Journey) -> None:
+    journey.kubectl("delete", "orderpipeline", PIPELINE, "--timeout=180s", timeout=200)
+
+    def gone() -> bool:
+        pods = journey.json("get", "pods")["items"]
+        ours = [p for p in pods if p["metadata"]["name"].startswith(f"{PIPELINE}-")]
+        releases = json.loads(journey.node.helm("list", "-o", "json").stdout)
+        return not ours and not releases
+
+    wait_for(gone, timeout=180, interval=2, what="pipeline pods and release removed")
