@@ -34,6 +34,24 @@ run_logged() {
   echo "    $name done in $((SECONDS - start)) s"
 }
 
+# module_dir MODULE@VERSION: the module's source in the Go module cache
+# (downloaded first when missing). Read-only, as the whole module cache is.
+module_dir() {
+  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+# module_copy MODULE@VERSION DEST: a writable copy of a module's source, for
+# modules that `go install` refuses (replace directives in their go.mod) or
+# whose source needs changes before it builds. Callers put DEST inside the
+# component's folder, so an interrupted build leaves nothing that the next
+# run's `rm -rf` of that folder misses.
+module_copy() {
+  local src
+  src=$(module_dir "$1")
+  cp -r "$src" "$2"
+  chmod -R u+w "$2"
+}
+
 install_uv() {
   local dir="$cache/uv-$UV_VERSION"
   done_mark "$dir" && return
@@ -68,9 +86,7 @@ install_gocaves() {
   done_mark "$dir" && return
   step "gocaves $GOCAVES_VERSION (Go module proxy, built from source)"
   rm -rf "$dir"; mkdir -p "$dir/bin"
-  local src
-  src=$(go mod download -json "github.com/couchbaselabs/gocaves@$GOCAVES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  cp -r "$src" "$dir/src"; chmod -R u+w "$dir/src"
+  module_copy "github.com/couchbaselabs/gocaves@$GOCAVES_VERSION" "$dir/src"
   # Upstream's go.mod replaces its client module with a local folder that the
   # module zip lacks, and two generated files are missing: drop the replace and
   # regenerate them before building.
@@ -81,43 +97,133 @@ install_gocaves() {
   touch "$dir/.complete"
 }
 
+# kube_ldflags: the version stamps of a Kubernetes release build. The module
+# source alone reports v0.0.0-master, and version skew checks (kubectl, the
+# node's kubeletVersion) read these.
+kube_ldflags() {
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  echo "-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+}
+
 install_kubernetes() {
   local dir="$cache/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
   done_mark "$dir" && return
   step "kube-apiserver, kube-controller-manager, kube-scheduler $KUBERNETES_VERSION and etcd $ETCD_VERSION (Go module proxy; 10-20 min cold on 2 cores)"
   rm -rf "$dir"; mkdir -p "$dir/bin"
-  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  run_logged kubernetes bash -c "cd '$repo/hack/tools' && go build -trimpath -ldflags '$ldflags' -o '$dir/bin/' \
+  run_logged kubernetes bash -c "cd '$repo/hack/tools' && go build -trimpath -ldflags '$(kube_ldflags)' -o '$dir/bin/' \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
     && go build -trimpath -ldflags '-s -w' -o '$dir/bin/etcd' go.etcd.io/etcd/server/v3"
   touch "$dir/.complete"
 }
 
-# go_install NAME MODULE@VERSION DIR [LDFLAGS]: a tool whose module has no replaces.
-go_install() {
-  local name=$1 pkg=$2 dir=$3 ldflags="-s -w ${4:-}"
+# The real node's kubelet and kube-proxy, from the same tools module (so the
+# same dependency versions) as the control plane. A folder of their own, so a
+# cache that already holds the control plane does not rebuild it for them.
+install_kubelet() {
+  local dir="$cache/kubernetes-node-$KUBERNETES_VERSION"
   done_mark "$dir" && return
-  step "$name ($pkg, Go module proxy)"
+  step "kubelet, kube-proxy $KUBERNETES_VERSION (Go module proxy, through hack/tools; under a minute after the control plane)"
   rm -rf "$dir"; mkdir -p "$dir/bin"
-  run_logged "$name" env GOBIN="$dir/bin" go install -trimpath -ldflags "$ldflags" "$pkg"
+  run_logged kubelet bash -c "cd '$repo/hack/tools' && go build -trimpath -ldflags '$(kube_ldflags)' -o '$dir/bin/' \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
+  touch "$dir/.complete"
+}
+
+# go_install NAME DIR [FLAG...] PACKAGE@VERSION...: tools whose module has no
+# replace directives (go install refuses those), into DIR/bin. FLAGs go to
+# `go install` as given (-tags, -ldflags). Binaries are stripped by default; a
+# caller's own -ldflags replaces that default (the last one wins, as
+# `go help build` documents), so callers that stamp a version repeat "-s -w".
+go_install() {
+  local name=$1 dir=$2; shift 2
+  local last=${*: -1}
+  done_mark "$dir" && return
+  step "$name ${last##*@} (Go module proxy)"
+  rm -rf "$dir"; mkdir -p "$dir/bin"
+  run_logged "$name" env GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "$@"
   touch "$dir/.complete"
 }
 
 install_kwok() {
   local dir="$cache/kwok-$KWOK_VERSION"
   done_mark "$dir" && return
-  go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$dir"
+  go_install kwok "$dir" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   rm -f "$dir/.complete"
   # kwok plays the kubelet by following "stages"; use the defaults its module
   # ships (node initialise + heartbeat, pod ready/complete/delete).
   local src
-  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
   local stage="$src/kustomize/stage"
   for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     echo "---"; cat "$stage/$f"
   done >"$dir/stages.yaml"
+  touch "$dir/.complete"
+}
+
+# Debian packages the real node runs or builds with: the CNI plugins
+# (/usr/lib/cni), iptables, nftables and conntrack for kube-proxy, buildah and
+# debootstrap for the node's images, libseccomp-dev and pkg-config for runc's
+# seccomp support, gcc and libc6-dev (static glibc) for runc and pause.
+install_node_packages() {
+  local pkgs=(containernetworking-plugins iptables nftables conntrack libseccomp-dev
+              buildah debootstrap pkg-config gcc libc6-dev)
+  local missing=() p
+  for p in "${pkgs[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  step "${missing[*]} (Debian)"
+  # apt-get update only when the install fails (as hack/images.sh does): it is
+  # the slow part, and the package lists are usually recent enough.
+  run_logged node-packages bash -c 'export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$@" \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"; }' _ "${missing[@]}"
+}
+
+install_containerd() {
+  local v=$CONTAINERD_VERSION pkg=github.com/containerd/containerd/v2
+  # The no_* tags leave out snapshotters that need C libraries (btrfs,
+  # devicemapper, zfs); the node uses overlayfs. Version stamped as in
+  # containerd's Makefile, or it reports "2.x.y+unknown".
+  go_install containerd "$cache/containerd-$v" -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X $pkg/version.Version=$v" \
+    "$pkg/cmd/containerd@$v" "$pkg/cmd/containerd-shim-runc-v2@$v" "$pkg/cmd/ctr@$v"
+}
+
+install_runc() {
+  # seccomp needs cgo and libseccomp (install_node_packages); the version comes
+  # from runc's embedded VERSION file, so no stamp is needed.
+  CGO_ENABLED=1 go_install runc "$cache/runc-$RUNC_VERSION" -tags seccomp \
+    "github.com/opencontainers/runc@$RUNC_VERSION"
+}
+
+# Traefik is the node's Ingress controller.
+install_traefik() {
+  local dir="$cache/traefik-$TRAEFIK_VERSION"
+  done_mark "$dir" && return
+  step "traefik $TRAEFIK_VERSION (Go module proxy, built from source; ~5 min on 2 cores)"
+  rm -rf "$dir"; mkdir -p "$dir/bin"
+  # Its go.mod replaces three dependencies with forks, so `go install` refuses
+  # the module: build from a copy. webui/static holds only a placeholder (the
+  # web UI is built with npm upstream), so the embedded dashboard is empty.
+  module_copy "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" "$dir/src"
+  local ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}"
+  run_logged traefik bash -c "cd '$dir/src' && go build -trimpath -ldflags '$ldflags' -o '$dir/bin/traefik' ./cmd/traefik"
+  rm -rf "$dir/src"
+  touch "$dir/.complete"
+}
+
+# The pod sandbox's pause process, compiled from the C file in the Kubernetes
+# release's module. Static, because it is the only file of the pause image.
+install_pause() {
+  local dir="$cache/pause-$KUBERNETES_VERSION"
+  done_mark "$dir" && return
+  step "pause (k8s.io/kubernetes $KUBERNETES_VERSION build/pause/linux/pause.c, Go module proxy; gcc)"
+  rm -rf "$dir"; mkdir -p "$dir/bin"
+  local src
+  src=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
+  run_logged pause gcc -Os -static -DVERSION=3.10-local -o "$dir/bin/pause" "$src/build/pause/linux/pause.c"
   touch "$dir/.complete"
 }
 
@@ -138,7 +244,8 @@ install_dashboard_deps() {
 }
 
 main() {
-  local all=(uv python kafka gocaves kubernetes kwok helm chromium dashboard)
+  local all=(uv python kafka gocaves kubernetes kwok helm chromium dashboard
+             node-packages kubelet containerd runc crictl coredns traefik pause)
   local want=("${@:-${all[@]}}")
   [ $# -eq 0 ] && want=("${all[@]}")
   local start=$SECONDS
@@ -151,10 +258,21 @@ main() {
       kubernetes) install_kubernetes ;;
       kwok) install_kwok ;;
       # Helm's source carries only "vMAJOR.MINOR"; its release builds stamp the patch.
-      helm) go_install helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$cache/helm-$HELM_VERSION" \
-              "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
+      helm) go_install helm "$cache/helm-$HELM_VERSION" \
+              -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+              "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" ;;
       chromium) install_chromium ;;
       dashboard) install_dashboard_deps ;;
+      node-packages) install_node_packages ;;
+      kubelet) install_kubelet ;;
+      containerd) install_containerd ;;
+      runc) install_runc ;;
+      crictl) go_install crictl "$cache/crictl-$CRICTL_VERSION" \
+                -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+                "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" ;;
+      coredns) go_install coredns "$cache/coredns-$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION" ;;
+      traefik) install_traefik ;;
+      pause) install_pause ;;
       *) echo "unknown component: $c (one of: ${all[*]})" >&2; exit 2 ;;
     esac
   done
