@@ -42,6 +42,36 @@ def _exists(path: Path) -> str:
     return "built" if path.exists() else ""
 
 
+def _debian_package(package: str) -> Callable[[Path], str]:
+    """The upstream part of an installed Debian package's version: "1:1.4.7-1+b2" -> "1.4.7"."""
+
+    def probe(_path: Path) -> str:
+        try:
+            out = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Version}", package],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        match = re.match(r"(?:\d+:)?([^-+~]+)", out.stdout) if out.returncode == 0 else None
+        return match.group(1) if match else ""
+
+    return probe
+
+
+#: Debian packages of the real node (bootstrap's node-packages step), with a file each installs.
+_NODE_PACKAGES = (
+    ("iptables", Path("/usr/sbin/iptables")),
+    ("nftables", Path("/usr/sbin/nft")),
+    ("conntrack", Path("/usr/sbin/conntrack")),
+    ("buildah", Path("/usr/bin/buildah")),
+    ("debootstrap", Path("/usr/sbin/debootstrap")),
+    ("libseccomp-dev", Path("/usr/include/seccomp.h")),
+)
+
+
 def checks(tc: Toolchain) -> list[Check]:
     v = tc.versions
     return [
@@ -65,6 +95,29 @@ def checks(tc: Toolchain) -> list[Check]:
         Check("kwok", v["KWOK_VERSION"], tc.kwok, _run_version("--version")),
         Check("kwok stages", v["KWOK_VERSION"], tc.kwok_stages, _exists),
         Check("helm", v["HELM_VERSION"], tc.helm, _run_version("version", "--short")),
+        Check("kubelet", v["KUBERNETES_VERSION"], tc.kubelet, _run_version("--version")),
+        Check("kube-proxy", v["KUBERNETES_VERSION"], tc.kube_proxy, _run_version("--version")),
+        Check("containerd", v["CONTAINERD_VERSION"], tc.containerd, _run_version("--version")),
+        Check(
+            "containerd-shim-runc-v2",
+            v["CONTAINERD_VERSION"],
+            tc.containerd_shim,
+            _run_version("-v"),
+        ),
+        Check("ctr", v["CONTAINERD_VERSION"], tc.ctr, _run_version("--version")),
+        Check("runc", v["RUNC_VERSION"], tc.runc, _run_version("--version")),
+        Check("crictl", v["CRICTL_VERSION"], tc.crictl, _run_version("--version")),
+        Check("coredns", v["COREDNS_VERSION"], tc.coredns, _run_version("-version")),
+        Check("traefik", v["TRAEFIK_VERSION"], tc.traefik, _run_version("version")),
+        # pause reports only its image tag (3.10-local); its source is the Kubernetes release.
+        Check("pause", v["KUBERNETES_VERSION"], tc.pause, _exists),
+        Check(
+            "cni-plugins",
+            "Debian",
+            tc.cni_bin_dir,
+            _debian_package("containernetworking-plugins"),
+        ),
+        *(Check(name, "Debian", path, _debian_package(name)) for name, path in _NODE_PACKAGES),
         Check("kubectl", "1.37", tc.kubectl, _run_version("version", "--client")),
         Check("chromium", "Debian", tc.chromium, _run_version("--version")),
         Check(

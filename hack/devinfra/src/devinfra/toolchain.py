@@ -83,6 +83,64 @@ class Toolchain:
     def helm(self) -> Path:
         return self._component("helm", "HELM_VERSION") / "bin" / "helm"
 
+    # The real node (`make node-up`).
+
+    @property
+    def _node_bin(self) -> Path:
+        return self._component("kubernetes-node", "KUBERNETES_VERSION") / "bin"
+
+    @property
+    def kubelet(self) -> Path:
+        return self._node_bin / "kubelet"
+
+    @property
+    def kube_proxy(self) -> Path:
+        return self._node_bin / "kube-proxy"
+
+    @property
+    def _containerd_bin(self) -> Path:
+        return self._component("containerd", "CONTAINERD_VERSION") / "bin"
+
+    @property
+    def containerd(self) -> Path:
+        return self._containerd_bin / "containerd"
+
+    @property
+    def containerd_shim(self) -> Path:
+        """containerd-shim-runc-v2: containerd finds it on PATH, so the node puts this
+        folder first."""
+        return self._containerd_bin / "containerd-shim-runc-v2"
+
+    @property
+    def ctr(self) -> Path:
+        return self._containerd_bin / "ctr"
+
+    @property
+    def runc(self) -> Path:
+        return self._component("runc", "RUNC_VERSION") / "bin" / "runc"
+
+    @property
+    def crictl(self) -> Path:
+        return self._component("crictl", "CRICTL_VERSION") / "bin" / "crictl"
+
+    @property
+    def coredns(self) -> Path:
+        return self._component("coredns", "COREDNS_VERSION") / "bin" / "coredns"
+
+    @property
+    def traefik(self) -> Path:
+        return self._component("traefik", "TRAEFIK_VERSION") / "bin" / "traefik"
+
+    @property
+    def pause(self) -> Path:
+        """Static; compiled from the pause.c of the pinned Kubernetes release."""
+        return self._component("pause", "KUBERNETES_VERSION") / "bin" / "pause"
+
+    @property
+    def cni_bin_dir(self) -> Path:
+        """Debian's containernetworking-plugins (bridge, host-local, portmap, ...)."""
+        return Path("/usr/lib/cni")
+
     @property
     def kubectl(self) -> Path:
         return Path(sys.executable).parent / "kubectl"
@@ -107,6 +165,17 @@ class Toolchain:
             "etcd": self.etcd,
             "kwok": self.kwok,
             "helm": self.helm,
+            "kubelet": self.kubelet,
+            "kube-proxy": self.kube_proxy,
+            "containerd": self.containerd,
+            "containerd-shim-runc-v2": self.containerd_shim,
+            "ctr": self.ctr,
+            "runc": self.runc,
+            "crictl": self.crictl,
+            "coredns": self.coredns,
+            "traefik": self.traefik,
+            "pause": self.pause,
+            "cni-plugins": self.cni_bin_dir,
             "kubectl": self.kubectl,
             "chromium": self.chromium,
             "java": self.java,
