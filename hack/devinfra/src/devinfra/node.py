@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from devinfra.cluster import LocalCluster
 from devinfra.nodeconfig import (
     APISERVER_PORT,
     CGROUP_ROOT,
+    CLOSED_REGISTRY_HOSTS,
     CLUSTER_DOMAIN,
     INGRESS_PORT,
     KUBERNETES_SERVICE_IP,
@@ -61,6 +61,8 @@ WHAT = "real Kubernetes node"
 Images = Sequence[tuple[Path, tuple[str, ...]]]
 #: Namespaces where every pod must meet the restricted Pod Security Standard.
 RESTRICTED_NAMESPACES = ("default",)
+INGRESS_NAMESPACE = "traefik"
+INGRESS_SERVICE = "traefik"
 
 
 def node_dirs(root: Path) -> NodeDirs:
@@ -198,11 +200,12 @@ class RealNode:
                 "pod-security.kubernetes.io/warn=restricted",
             )  # fmt: skip
         self._apply_addons(timeout)
+        self._publish_ingress()
         self._write_env()
         return self
 
     def _fresh_dirs(self) -> None:
-        for sub in ("containerd", "kubelet", "pod-logs", "cni", "pki"):
+        for sub in ("containerd", "kubelet", "pod-logs", "cni", "pki", "registry-hosts"):
             subprocess.run(["rm", "-rf", str(self.rundir / sub)], check=True)
         for folder in (self.dirs.cni_conf, self.dirs.cni_ipam, self.dirs.pod_logs, self.dirs.pki):
             folder.mkdir(parents=True, exist_ok=True)
@@ -230,6 +233,9 @@ class RealNode:
         return {**os.environ, "PATH": ":".join([*path, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])}
 
     def _start_containerd(self) -> None:
+        default_hosts = self.dirs.registry_hosts / "_default"
+        default_hosts.mkdir(parents=True, exist_ok=True)
+        (default_hosts / "hosts.toml").write_text(CLOSED_REGISTRY_HOSTS)
         config = self.rundir / "containerd.toml"
         config.write_text(
             containerd_config(self.dirs, self.toolchain.runc, self.toolchain.cni_bin_dir)
@@ -349,6 +355,18 @@ class RealNode:
                         timeout=timeout + 10,
                     )  # fmt: skip
 
+    def _publish_ingress(self) -> None:
+        """Give the ingress controller's LoadBalancer Service the node address.
+
+        What a cloud's load-balancer controller does: kube-proxy then answers on
+        NODE_IP:80 for any host, and `kubectl get svc` shows the address.
+        """
+        status = {"status": {"loadBalancer": {"ingress": [{"ip": NODE_IP, "ipMode": "VIP"}]}}}
+        self.kubectl(
+            "patch", "service", "-n", INGRESS_NAMESPACE, INGRESS_SERVICE,
+            "--subresource=status", "--type=merge", "-p", json.dumps(status),
+        )  # fmt: skip
+
     def _write_env(self) -> None:
         (self.rundir / "env").write_text(
             f"KUBECONFIG={self.kubeconfig}\n"
@@ -365,25 +383,14 @@ class RealNode:
 
     def import_image(self, archive: Path, *aliases: str) -> list[str]:
         """Import (and unpack) an OCI archive into the kubelet's image store; its names."""
-        before = self.images()
-        self.ctr("images", "import", str(archive))
-        names = sorted(self.images() - before) or self._names_in(archive)
+        out = self.ctr("images", "import", str(archive)).stdout
+        # One line per image: "<name>  saved".
+        names = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["saved"]]
+        if not names:
+            raise RuntimeError(f"{archive} holds no named image: {out}")
         for alias in aliases:
             self.ctr("images", "tag", "--force", names[0], alias)
         return names + list(aliases)
-
-    @staticmethod
-    def _names_in(archive: Path) -> list[str]:
-        """The names an OCI archive carries (re-importing an unchanged image adds none)."""
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("index.json")
-            index = json.load(member) if member else {}
-        names = [
-            m.get("annotations", {}).get("io.containerd.image.name")
-            or m.get("annotations", {}).get("org.opencontainers.image.ref.name")
-            for m in index.get("manifests", [])
-        ]
-        return [n for n in names if n]
 
     # -- stop ----------------------------------------------------------------
 

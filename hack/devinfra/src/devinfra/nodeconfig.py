@@ -74,6 +74,10 @@ class NodeDirs:
         return self.root / "resolv.conf"
 
     @property
+    def registry_hosts(self) -> Path:
+        return self.root / "registry-hosts"
+
+    @property
     def pki(self) -> Path:
         return self.root / "pki"
 
@@ -97,6 +101,9 @@ def containerd_config(dirs: NodeDirs, runc: Path, cni_bin: Path) -> str:
         # Images are imported, never pulled: the sandbox image is ours too.
         "plugins.'io.containerd.cri.v1.images'.pinned_images": {"sandbox": PAUSE_IMAGE},
         "plugins.'io.containerd.cri.v1.images'": {"snapshotter": "overlayfs"},
+        # Every registry resolves to a closed loopback port: a missing image fails
+        # at once instead of sending a lookup or a request off the machine.
+        "plugins.'io.containerd.cri.v1.images'.registry": {"config_path": str(dirs.registry_hosts)},
         # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj (the kubelet
         # asks -998 for sandboxes) fails every sandbox unless containerd clamps it.
         "plugins.'io.containerd.cri.v1.runtime'": {
@@ -243,3 +250,11 @@ def cert_kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> 
         "contexts": [{"name": "node", "context": {"cluster": "node", "user": user}}],
         "current-context": "node",
     }
+
+
+#: containerd's hosts.toml for every registry (`_default`): a closed port on loopback.
+CLOSED_REGISTRY_HOSTS = """server = "http://127.0.0.1:9"
+
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+"""
