@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import BenchEnv, Figure
 
 RESULTS = Path(__file__).parent / "results"
-MODULES = ("bench.workers", "bench.analytics", "bench.backend", "bench.operator")
+MODULES = ("bench.workers", "bench.analytics", "bench.backend", "bench.operator", "bench.node")
 
 
 def machine() -> dict[str, Any]:

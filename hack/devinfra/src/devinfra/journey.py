@@ -93,6 +93,11 @@ class Journey:
     # -- the README's commands ----------------------------------------------------
 
     def install(self) -> None:
+        self.install_infrastructure()
+        self.apply_sample()
+
+    def install_infrastructure(self) -> None:
+        """The operator (helm install) and the development Kafka and Couchbase."""
         self.kubectl("create", "namespace", OPERATOR_NAMESPACE)
         self.kubectl(
             "label", "namespace", OPERATOR_NAMESPACE,
@@ -107,6 +112,9 @@ class Journey:
             "wait", "--for=condition=Complete", "job/kafka-topics", "--timeout=600s", timeout=620
         )
         self.kubectl("wait", "--for=condition=Available", "deployment/couchbase", "--timeout=300s")
+
+    def apply_sample(self) -> None:
+        """`kubectl apply -f samples/minimal.yaml`, then wait for the pipeline's Ready."""
         self.kubectl("apply", "-f", str(REPO_ROOT / "samples" / "minimal.yaml"))
         self.kubectl(
             "wait", "--for=condition=Ready", f"orderpipeline/{PIPELINE}", "--timeout=300s",
