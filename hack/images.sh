@@ -97,9 +97,54 @@ dashboard_dist() {
     fi
 }
 
+# The files a build context sends: the allow-list of an ignore file ("*" then "!path"
+# lines), or everything but node_modules. NUL-separated, sorted, relative to the context.
+context_files() {
+    local context="$1" ignorefile="$2"
+    if [[ -n "$ignorefile" ]]; then
+        local allowed=()
+        mapfile -t allowed < <(sed -n 's/^!//p' "$ignorefile")
+        (cd "$context" && find "${allowed[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z)
+    else
+        (cd "$context" && find . -path ./node_modules -prune -o -type f -print0 | sort -z)
+    fi
+}
+
+# A hash of everything a project image is built from: Dockerfile, build arguments (not the
+# revision label), base image ids and the context's files. vfs copies every layer on each
+# build (minutes for the three images), so an unchanged image is not built again.
+project_key() {
+    local dockerfile="$1" context="$2" ignorefile="$3"; shift 3
+    {
+        sha256sum "$dockerfile"
+        printf '%s\n' "$@"
+        local arg
+        for arg in "$@"; do
+            if [[ "$arg" == *_IMAGE=* ]]; then
+                bah inspect --type image --format '{{.FromImageID}}' "${arg#*=}" 2>/dev/null || true
+            fi
+        done
+        (cd "$context" && context_files "$context" "$ignorefile" | xargs -0 -r sha256sum)
+    } | sha256sum | cut -c1-16
+}
+
 build() {
     local name="$1" dockerfile="$2" context="$3"; shift 3
-    log "building localhost/orderpipeline/$name:$TAG"
+    local image="localhost/orderpipeline/$name:$TAG" ignorefile="" args=() arg
+    local previous=""
+    for arg in "$@"; do
+        [[ "$previous" == --ignorefile ]] && ignorefile="$arg"
+        [[ "$previous" == --build-arg ]] && args+=("$arg")
+        previous="$arg"
+    done
+    local key stamp="$WORK/keys/$name-$TAG.key" archive="$WORK/oci/$name.tar"
+    key="$(project_key "$dockerfile" "$context" "$ignorefile" "${args[@]}" "VERSION=$VERSION")"
+    if has_image "$image" && [[ "$(cat "$stamp" 2>/dev/null)" == "$key" ]] \
+        && { [[ -z "${IMAGES_OCI:-}" ]] || [[ "$(cat "$archive.key" 2>/dev/null)" == "$key" ]]; }; then
+        log "$name unchanged (inputs $key)"
+        return
+    fi
+    log "building $image"
     local started=$SECONDS
     # The host's CA bundle: pip and uv reach the package index through it.
     bah bud --isolation chroot --layers \
@@ -107,12 +152,16 @@ build() {
         --build-arg SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
         --build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
         --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
-        -f "$dockerfile" -t "localhost/orderpipeline/$name:$TAG" "$@" "$context" >"$WORK/build-$name.log" 2>&1 \
+        --label io.orderpipeline.inputs="$key" \
+        -f "$dockerfile" -t "$image" "$@" "$context" >"$WORK/build-$name.log" 2>&1 \
         || { tail -30 "$WORK/build-$name.log" >&2; exit 1; }
+    mkdir -p "$WORK/keys"
+    echo "$key" >"$stamp"
     if [[ -n "${IMAGES_OCI:-}" ]]; then
         mkdir -p "$WORK/oci"
-        rm -f "$WORK/oci/$name.tar"
-        bah push "localhost/orderpipeline/$name:$TAG" "oci-archive:$WORK/oci/$name.tar:orderpipeline/$name:$TAG" >/dev/null 2>&1
+        rm -f "$archive" "$archive.key"
+        bah push "$image" "oci-archive:$archive:orderpipeline/$name:$TAG" >/dev/null 2>&1
+        echo "$key" >"$archive.key"
     fi
     log "built $name in $((SECONDS - started)) s"
 }
