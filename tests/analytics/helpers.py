@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from devinfra.procs import free_port
 from orderpipeline.core.order import Order, new_order_id
@@ -95,12 +95,51 @@ def produce_orders(broker: Any, topic: str, orders: list[Order]) -> None:
 def end_offsets(broker: Any, topic: str, partitions: int = 3) -> dict[int, int]:
     from confluent_kafka import Consumer
 
-    consumer = Consumer({**broker.client_config(), "group.id": f"probe-{uuid.uuid4().hex}"})
+    # read_committed: the end is the last stable offset (nothing of an open transaction).
+    consumer = Consumer(
+        {
+            **broker.client_config(),
+            "group.id": f"probe-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in range(partitions)
         }
+    finally:
+        consumer.close()
+
+
+def read_committed(broker: Any, topic: str, partitions: int = 3) -> list[Message]:
+    """Every record of `topic` a read_committed reader sees, up to the last stable offset.
+
+    Read until the position (which moves past transaction markers) reaches the end: with
+    transactional writers the last offset of a partition is a marker, not a record.
+    """
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            **broker.client_config(),
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        found: list[Message] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found += [m for m in consumer.consume(1000, 0.2) if m.error() is None]
+            at = {tp.partition: tp.offset for tp in consumer.position(tps)}
+            if all(end == 0 or at[p] >= end for p, end in ends.items()):
+                return found
+        raise AssertionError(f"could not read {topic} to its end {ends}")
     finally:
         consumer.close()
 

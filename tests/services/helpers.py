@@ -133,6 +133,8 @@ def read_topic(
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # What a downstream reader must set: no record of an aborted or open transaction.
+            "isolation.level": "read_committed",
         }
     )
     try:
@@ -174,9 +176,15 @@ def committed(broker: Any, group: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def end_offsets(broker: Any, topic: str) -> dict[int, int]:
-    """The end offset of each non-empty partition (a group commits nothing for an empty one)."""
-    consumer = Consumer({**broker.client_config(), "group.id": "end-offsets"})
+def end_offsets(broker: Any, topic: str, isolation: str = "read_committed") -> dict[int, int]:
+    """The end offset of each non-empty partition (a group commits nothing for an empty one).
+
+    read_committed: the last stable offset (an open transaction's records are beyond it);
+    read_uncommitted: the high watermark, which includes them.
+    """
+    consumer = Consumer(
+        {**broker.client_config(), "group.id": "end-offsets", "isolation.level": isolation}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         ends = {

@@ -90,6 +90,9 @@ class FraudHandler:
     def busy(self) -> bool:
         return False
 
+    def forget(self) -> None:
+        return None
+
 
 def _main(settings: FraudSettings, ctx: ServiceContext) -> int:
     rule = FraudRule(settings.amount_threshold, settings.trusted_countries)

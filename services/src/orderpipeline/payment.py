@@ -81,6 +81,9 @@ class PaymentHandler:
     def busy(self) -> bool:
         return bool(self._queue)
 
+    def forget(self) -> None:
+        self._queue.clear()
+
 
 def _main(settings: PaymentSettings, ctx: ServiceContext) -> int:
     handler = PaymentHandler(

@@ -14,6 +14,14 @@ paused until its aggregate is loaded, then it seeks to `next_offset`.
 
 When Couchbase does not answer, the batch is rewound (seek), every partition paused and the
 loop backs off exponentially while it keeps polling (so the group membership stays alive).
+
+Kafka outputs (dead letters, running totals) with `KAFKA_TRANSACTIONS` (default): a batch with
+dead letters writes them in a Kafka transaction that also commits the batch's offsets, before
+its aggregate is written; on a replay (the aggregate write never happened) a message below the
+group's committed offset is not dead-lettered again, because its dead letter was committed
+with that offset. Totals are published in a transaction that commits the offsets of the
+aggregates written so far. So the committed offset is exactly "dead letters done", Couchbase's
+`next_offset` "counted", and neither output appears twice for a read_committed reader.
 """
 
 from __future__ import annotations
@@ -51,10 +59,12 @@ from orderpipeline.core.kafka import (
     close_clients,
     consumer_config,
     producer_config,
+    transactional_config,
 )
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
-from orderpipeline.core.runner import ServiceContext
+from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
+from orderpipeline.core.transactions import Transaction, TransactionAborted, TransactionFatal
 from orderpipeline.fraud import REASON, FraudRule, is_suspicious
 
 SKIPPED = Counter(
@@ -145,8 +155,10 @@ class AnalyticsConsumer:
         self.rule: FraudRule = settings.fraud_rule
         self.log = get_logger(ctx.name)
         self.watcher = ErrorWatcher(ctx.name)
+        self.transactional = settings.transactions
+        extra = transactional_config(settings, settings.group_id) if self.transactional else {}
         self.producer = Producer(
-            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher)
+            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher, **extra)
         )
         self.consumer = Consumer(
             consumer_config(
@@ -171,6 +183,10 @@ class AnalyticsConsumer:
         self.owned: dict[PartitionId, Owned] = {}
         self.pending: set[PartitionId] = set()
         self.backoff = Backoff()
+        self.txn = Transaction(self.producer, self.consumer, ctx.name, ctx.stop.is_set)
+        # Per partition: the group's committed offset. Messages below it had their dead
+        # letters committed (transactional mode), so a replay must not send them again.
+        self.committed: dict[PartitionId, int] = {}
         self._paused_all = False
         self._dirty = False
         self._last_publish = 0.0
@@ -178,6 +194,18 @@ class AnalyticsConsumer:
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> int:
+        try:
+            if self.transactional:
+                self.txn.init()
+            return self._run()
+        except TransactionFatal as exc:
+            # Fenced or a fatal producer error: exit; the restart brings a fresh producer and
+            # resumes from Couchbase and the committed offsets.
+            self.log.error("transactional producer unusable, exiting", error=str(exc))
+            self.ctx.metrics.error("transaction_fatal")
+            return EXIT_FAILURE
+
+    def _run(self) -> int:
         self.consumer.subscribe(
             list(self.topics),
             on_assign=self._on_assign,
@@ -231,6 +259,7 @@ class AnalyticsConsumer:
             pid = PartitionId(tp.topic, tp.partition)
             self.owned.pop(pid, None)
             self.pending.discard(pid)
+            self.committed.pop(pid, None)
         self.log.info("partitions revoked", partitions=_names(partitions))
 
     def _load_pending(self) -> None:
@@ -238,9 +267,11 @@ class AnalyticsConsumer:
         try:
             loaded = self.store.load(pids)
             self.store.write_manifest(self._partition_counts())
+            committed = self._committed_offsets(pids)
         except StoreUnavailable as exc:
             self._unavailable(exc, [])
             return
+        self.committed.update(committed)
         for pid, stored in loaded.items():
             # The rebalance callback can run while we load (seen after a broker restart): a
             # partition revoked meanwhile is no longer ours to resume.
@@ -257,6 +288,17 @@ class AnalyticsConsumer:
             },
         )
         self._available()
+
+    def _committed_offsets(self, pids: list[PartitionId]) -> dict[PartitionId, int]:
+        if not self.transactional:
+            return {}
+        try:
+            found = self.consumer.committed(
+                [TopicPartition(p.topic, p.partition) for p in pids], timeout=10.0
+            )
+        except KafkaException as exc:
+            raise StoreUnavailable(f"no committed offsets: {exc}") from exc
+        return {PartitionId(tp.topic, tp.partition): max(0, tp.offset) for tp in found}
 
     def _partition_counts(self) -> dict[str, int]:
         try:
@@ -294,11 +336,24 @@ class AnalyticsConsumer:
             return
         for pid, msgs in work.items():
             self.ctx.metrics.consumed(pid.topic, len(msgs))
+        ends = self._batch_ends(work)
         try:
             records = self._claim(work)
+            if self.txn.is_open:
+                self._commit_dead_letters(ends)
         except (StoreUnavailable, DeliveryFailed) as exc:
+            if self.txn.is_open:
+                self.txn.abort()
             self._unavailable(exc, list(work))
             return
+        except TransactionAborted as exc:
+            self._aborted(exc, list(work))
+            return
+        for pid, end in ends.items():
+            # Past transaction markers after the last record, so a partition of a
+            # transactional topic (payments) can be applied up to its end.
+            if end - 1 > (work[pid][-1].offset() or 0):
+                records[pid].append(Record(end - 1))
         self._save(records)
         self.ctx.metrics.processing_seconds.observe(time.monotonic() - started)
 
@@ -375,9 +430,43 @@ class AnalyticsConsumer:
                 conflicts.append((msg, CONFLICT_REASON))
         return conflicts
 
+    def _batch_ends(self, work: dict[PartitionId, list[Message]]) -> dict[PartitionId, int]:
+        """Per partition, the consumer's position after this batch: the next offset to read,
+        past any transaction marker that followed the batch's last record."""
+        positions = self.consumer.position([TopicPartition(p.topic, p.partition) for p in work])
+        ends = {pid: (msgs[-1].offset() or 0) + 1 for pid, msgs in work.items()}
+        for tp in positions:
+            pid = PartitionId(tp.topic, tp.partition)
+            if tp.offset > ends.get(pid, tp.offset):
+                ends[pid] = tp.offset
+        return ends
+
+    def _commit_dead_letters(self, ends: dict[PartitionId, int]) -> None:
+        """Commit the open transaction (this batch's dead letters) with the batch's offsets."""
+        offsets = {pid: max(end, self.committed.get(pid, 0)) for pid, end in ends.items()}
+        self.txn.commit([TopicPartition(p.topic, p.partition, o) for p, o in offsets.items()])
+        self.committed.update(offsets)
+
+    def _aborted(self, exc: TransactionAborted, rewind: list[PartitionId]) -> None:
+        """The transaction is lost: abort it and read the batch again from Couchbase's offset."""
+        self.log.warning("transaction aborted, re-reading the batch", error=str(exc))
+        self.ctx.metrics.error("transaction_aborted")
+        self.txn.abort()
+        self._seek(rewind)
+
     def _send_dead_letters(self, dead: list[tuple[Message, str]]) -> None:
+        if self.transactional:
+            # Already dead-lettered in a committed transaction (a replay after a crash).
+            dead = [
+                (msg, reason)
+                for msg, reason in dead
+                if (msg.offset() or 0)
+                >= self.committed.get(PartitionId(msg.topic() or "", msg.partition() or 0), 0)
+            ]
         if not dead:
             return
+        if self.transactional:
+            self.txn.ensure_open()
         failures: list[KafkaError] = []
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
@@ -399,6 +488,8 @@ class AnalyticsConsumer:
                     break
                 except BufferError:
                     self.producer.poll(0.05)
+        if self.transactional:
+            return  # delivered by the transaction's commit, with the batch's offsets
         # The offsets of these messages move on with the aggregate: deliver first.
         if self.producer.flush(30) > 0 or failures:
             raise DeliveryFailed(failures[0].str() if failures else "dead letters not delivered")
@@ -432,7 +523,7 @@ class AnalyticsConsumer:
             self.owned[pid] = Owned(aggregate, cas)
             stored.append(TopicPartition(pid.topic, pid.partition, aggregate.next_offset))
             self._dirty = True
-        if stored:
+        if stored and not self.transactional:
             try:
                 self.consumer.store_offsets(offsets=stored)
             except KafkaException as exc:
@@ -511,11 +602,38 @@ class AnalyticsConsumer:
         self._last_publish = now
         self._dirty = False
         value = json.dumps(totals_message(merge(aggregates.values()))).encode()
+        if self.transactional:
+            self._publish_in_transaction(value)
+            return
         try:
             self.producer.produce(self.settings.analytics_topic, key=b"totals", value=value)
             self.ctx.metrics.produced(self.settings.analytics_topic)
         except BufferError:
             self._dirty = True
+
+    def _publish_in_transaction(self, value: bytes) -> None:
+        """The totals and the offsets of every aggregate written so far, in one transaction."""
+        offsets = {
+            pid: max(owned.aggregate.next_offset, self.committed.get(pid, 0))
+            for pid, owned in self.owned.items()
+        }
+        try:
+            self.txn.ensure_open()
+            self.producer.produce(self.settings.analytics_topic, key=b"totals", value=value)
+            self.txn.commit([TopicPartition(p.topic, p.partition, o) for p, o in offsets.items()])
+        except BufferError:
+            self.txn.abort()
+            self._dirty = True
+            return
+        except TransactionAborted as exc:
+            # Nothing is lost: the totals are published again from Couchbase next time.
+            self.log.warning("transaction aborted, totals not published", error=str(exc))
+            self.ctx.metrics.error("transaction_aborted")
+            self.txn.abort()
+            self._dirty = True
+            return
+        self.committed.update(offsets)
+        self.ctx.metrics.produced(self.settings.analytics_topic)
 
 
 def totals_message(total: PartitionAggregate) -> dict[str, Any]:

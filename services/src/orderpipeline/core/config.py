@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = "/var/run/secrets/orderpipeline"
@@ -84,6 +84,33 @@ class KafkaSettings(_Base):
     )
     # A message larger than this is not an order: it goes to the dead-letter topic unparsed.
     order_max_bytes: int = Field(65536, ge=256, validation_alias=_env("ORDER_MAX_BYTES"))
+
+    # Consumers write their outputs and commit their input offsets in one Kafka transaction
+    # (exactly once for read_committed readers); false = at least once, for brokers that do
+    # not allow transactions (docs/services.md, "Guarantees").
+    transactions: bool = Field(False, validation_alias=_env("KAFKA_TRANSACTIONS"))
+    # A transaction commits after this long or this many input messages, whichever is first:
+    # longer means fewer commits (throughput) but outputs visible later (latency).
+    transaction_interval_ms: int = Field(
+        100, ge=1, le=60_000, validation_alias=_env("KAFKA_TRANSACTION_INTERVAL_MS")
+    )
+    transaction_max_messages: int = Field(
+        10_000, ge=1, le=1_000_000, validation_alias=_env("KAFKA_TRANSACTION_MAX_MESSAGES")
+    )
+    # How long the broker keeps a transaction of a vanished (killed) process open before it
+    # aborts it; read_committed readers of its output partitions wait that long. Kafka
+    # Streams uses 10 s for the same reason.
+    transaction_timeout_ms: int = Field(
+        10_000, ge=1000, le=900_000, validation_alias=_env("KAFKA_TRANSACTION_TIMEOUT_MS")
+    )
+
+    @model_validator(mode="after")
+    def _interval_within_timeout(self) -> KafkaSettings:
+        if self.transaction_interval_ms * 2 > self.transaction_timeout_ms:
+            raise ValueError(
+                "KAFKA_TRANSACTION_INTERVAL_MS must be at most half of KAFKA_TRANSACTION_TIMEOUT_MS"
+            )
+        return self
 
     @property
     def uses_sasl(self) -> bool:

@@ -7,20 +7,18 @@ stops a service. Its offset is stored only once the dead letter itself is delive
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from orderpipeline.core.metrics import ServiceMetrics
+from orderpipeline.core.offsets import DeliveryCallback, Output
 
 REASON_HEADER = "x-dead-letter-reason"
 SERVICE_HEADER = "x-dead-letter-service"
 TOPIC_HEADER = "x-original-topic"
 PARTITION_HEADER = "x-original-partition"
 OFFSET_HEADER = "x-original-offset"
-
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 def dead_letter_headers(
@@ -56,8 +54,8 @@ class DeadLetters:
         self._service = service
         self._metrics = metrics
 
-    def send(self, message: Message, reason: str, on_delivery: DeliveryCallback) -> None:
-        """Produce `message` (value and key unchanged) with `reason`; `on_delivery` as usual."""
+    def output(self, message: Message, reason: str, on_delivery: DeliveryCallback) -> Output:
+        """The dead letter of `message` (value and key unchanged), to produce later."""
         headers = dead_letter_headers(
             reason,
             self._service,
@@ -72,11 +70,20 @@ class DeadLetters:
                 counter.inc()
             on_delivery(err, msg)
 
-        produce: Any = self._producer.produce
-        produce(
-            self.topic,
-            value=message.value(),
-            key=message.key(),
-            headers=headers,
-            on_delivery=delivered,
-        )
+        return Output(self.topic, message.key(), message.value(), delivered, headers)
+
+    def send(self, message: Message, reason: str, on_delivery: DeliveryCallback) -> None:
+        """Produce `message` (value and key unchanged) with `reason`; `on_delivery` as usual."""
+        produce_output(self._producer, self.output(message, reason, on_delivery))
+
+
+def produce_output(producer: Producer, output: Output) -> None:
+    """Produce one held output; BufferError (local queue full) is the caller's to handle."""
+    produce: Any = producer.produce
+    produce(
+        output.topic,
+        value=output.value,
+        key=output.key,
+        headers=output.headers,
+        on_delivery=output.on_delivery,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -101,16 +102,36 @@ def producer_config(settings: KafkaSettings, client_id: str, **overrides: Any) -
     return conf
 
 
+def transactional_config(settings: KafkaSettings, group_id: str) -> dict[str, Any]:
+    """Producer options for exactly-once outputs (core/transactions.py).
+
+    The transactional.id is unique per process, prefixed with the group (so one prefixed ACL
+    covers every replica): zombies are fenced by the consumer group's generation sent with
+    the offsets (KIP-447), not by reusing an id, and the transaction of a killed process is
+    aborted by the broker after `transaction.timeout.ms`.
+    """
+    return {
+        "transactional.id": f"{group_id}-{uuid.uuid4().hex[:12]}",
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+    }
+
+
 def consumer_config(
     settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any
 ) -> dict[str, Any]:
-    """A group consumer that commits only offsets the service stored (see module docstring)."""
+    """A group consumer that commits only offsets the service stored (see module docstring).
+
+    With transactions the offsets are committed only inside them, never by auto-commit.
+    Either way it reads only committed transactions: another service's aborted outputs
+    must not count.
+    """
     conf = client_config(settings, client_id)
     conf.update(
         {
             "group.id": group_id,
+            "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
-            "enable.auto.commit": True,
+            "enable.auto.commit": not settings.transactions,
             "auto.commit.interval.ms": 1000,
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,

@@ -6,20 +6,44 @@ itself until the worker closes it. Batches complete out of order (outputs go to 
 partitions, payments finish at different times), but offsets are released strictly in
 consumption order: a completed batch waits for every older batch. So a stored offset is always
 below the lowest message whose output is unfinished, per partition.
+
+With transactions an output is finished once it is emitted (held in its batch, not yet
+produced): the worker produces the outputs of released batches into the open transaction and
+commits their offsets with them (worker.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """An output held back until its batch's offsets are committed (transactional mode)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    on_delivery: DeliveryCallback
+    headers: list[tuple[str, bytes]] | None = None
+
 
 class Batch:
-    """The messages of one consume() call and how many of their outputs are still pending."""
+    """The messages of one consume() call and how many of their outputs are still pending.
 
-    __slots__ = ("next_offsets", "pending", "size", "started")
+    With transactions, `outputs` holds what the batch produced until the batch leaves the
+    tracker: a transaction then writes those outputs together with the batch's offsets, so it
+    never commits an output whose input it does not commit (or the reverse).
+    """
+
+    __slots__ = ("next_offsets", "outputs", "pending", "size", "started")
 
     def __init__(self, messages: list[Message]) -> None:
         self.started = time.monotonic()
@@ -31,6 +55,7 @@ class Batch:
             if offset is not None and offset >= 0:
                 self.next_offsets[(msg.topic() or "", msg.partition() or 0)] = offset + 1
         self.pending = 1  # the worker's own reference, released by OffsetTracker.close()
+        self.outputs: list[Output] = []
 
     def add(self, count: int = 1) -> None:
         """An output for this batch is now in flight."""

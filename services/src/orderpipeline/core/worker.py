@@ -1,9 +1,18 @@
 """The consume -> process -> produce loop shared by the Kafka-to-Kafka workers (fraud, payment).
 
 A `Handler` turns each valid order into zero or more outputs; the worker does the rest:
-parsing (invalid messages become dead letters), producing with delivery callbacks, storing
-offsets only for messages whose outputs are durable (see offsets.py), rebalances, and a
-graceful stop (finish in-flight work, store, commit, leave the group).
+parsing (invalid messages become dead letters), producing, committing, rebalances, and a
+graceful stop (finish in-flight work, commit, leave the group).
+
+Two modes (`KAFKA_TRANSACTIONS`):
+- transactions (default): outputs wait in their batch until every older batch is finished
+  too (offsets.py); then they are produced into the open Kafka transaction, and the
+  transaction commits them together with their batches' offsets (the next offset to read)
+  every `KAFKA_TRANSACTION_INTERVAL_MS` or `KAFKA_TRANSACTION_MAX_MESSAGES`. An aborted
+  transaction rewinds the consumer to the committed offsets; a fatal error (fenced) ends the
+  process (exit 1) for a restart. Exactly once for `read_committed` readers.
+- at least once: outputs are produced at once with delivery callbacks, and an offset is stored
+  only when the outputs of its message and of every earlier one are acknowledged.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from orderpipeline.core.config import KafkaSettings
-from orderpipeline.core.deadletter import DeadLetters
+from orderpipeline.core.deadletter import DeadLetters, produce_output
 from orderpipeline.core.kafka import (
     ErrorWatcher,
     KafkaFatalError,
@@ -22,11 +31,18 @@ from orderpipeline.core.kafka import (
     consumer_config,
     producer_config,
     raise_from,
+    transactional_config,
 )
 from orderpipeline.core.logging import get_logger
-from orderpipeline.core.offsets import Batch, OffsetTracker
+from orderpipeline.core.offsets import Batch, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
+from orderpipeline.core.transactions import (
+    Transaction,
+    TransactionAborted,
+    TransactionFatal,
+    rewind_to_committed,
+)
 
 MAX_BATCH = 1000
 
@@ -53,6 +69,9 @@ class Handler(Protocol):
     def busy(self) -> bool:
         """Work scheduled but not emitted yet."""
 
+    def forget(self) -> None:
+        """Drop scheduled work: its messages will be read again (aborted or lost)."""
+
 
 class ConsumerWorker:
     """Runs a Handler on the orders topic until stopped."""
@@ -72,8 +91,10 @@ class ConsumerWorker:
         self.log = get_logger(ctx.name)
         self.watcher = ErrorWatcher(ctx.name)
         self.tracker = OffsetTracker()
+        self.transactional = settings.transactions
+        extra = transactional_config(settings, group_id) if self.transactional else {}
         self.producer = Producer(
-            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher)
+            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher, **extra)
         )
         self.consumer = Consumer(
             consumer_config(
@@ -89,13 +110,29 @@ class ConsumerWorker:
         )
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
+        self.txn = Transaction(self.producer, self.consumer, ctx.name, ctx.stop.is_set)
+        self._txn_interval_s = settings.transaction_interval_ms / 1000.0
+        self._txn_max = settings.transaction_max_messages
+        # Released batches whose outputs are in the open transaction and offsets not yet sent.
+        self._txn_offsets: dict[tuple[str, int], int] = {}
+        self._txn_batches: list[Batch] = []
+        self._txn_messages = 0
 
     # --- outputs -------------------------------------------------------------------------------
 
     def emit(self, topic: str, key: str, value: bytes, batch: Batch) -> None:
-        """Produce one output of `batch`; its offset waits for the delivery report."""
-        tracker = self.tracker
+        """One output of `batch`: held for its transaction, or produced at once and its
+        offset kept until the delivery report."""
         produced = self.ctx.metrics.produced
+        if self.transactional:
+
+            def counted(err: KafkaError | None, _msg: Message) -> None:
+                if err is None:
+                    produced(topic)
+
+            batch.outputs.append(Output(topic, key.encode(), value, counted))
+            return
+        tracker = self.tracker
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is None:
@@ -103,12 +140,12 @@ class ConsumerWorker:
             tracker.on_delivery(batch, err)
 
         batch.add()
-        self._produce(topic, key.encode(), value, delivered)
+        self._produce(Output(topic, key.encode(), value, delivered))
 
-    def _produce(self, topic: str, key: bytes, value: bytes, callback: Any) -> None:
+    def _produce(self, output: Output) -> None:
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=callback)
+                produce_output(self.producer, output)
                 return
             except BufferError:
                 # Local queue full: serve delivery reports to make room.
@@ -123,14 +160,14 @@ class ConsumerWorker:
             partition=msg.partition(),
             offset=msg.offset(),
         )
+        if self.transactional:
+            batch.outputs.append(self.dead_letters.output(msg, reason, lambda _e, _m: None))
+            return
         batch.add()
         tracker = self.tracker
-        while True:
-            try:
-                self.dead_letters.send(msg, reason, lambda err, _m: tracker.on_delivery(batch, err))
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        self._produce(
+            self.dead_letters.output(msg, reason, lambda err, _m: tracker.on_delivery(batch, err))
+        )
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -138,6 +175,13 @@ class ConsumerWorker:
         if not wait_for_broker(self.producer, self.watcher, self.ctx, self.settings.orders_topic):
             self._close()
             return EXIT_OK
+        if self.transactional:
+            try:
+                self.txn.init()
+            except (TransactionFatal, TransactionAborted) as exc:
+                self.log.error("cannot start transactions, exiting", error=str(exc))
+                self._close()
+                return EXIT_FAILURE
         self.ctx.health.set_ready(True)
         self.consumer.subscribe(
             [self.settings.orders_topic],
@@ -148,16 +192,44 @@ class ConsumerWorker:
         self.log.info("consuming", topic=self.settings.orders_topic)
         try:
             while not self.ctx.stop.is_set():
-                self._step()
-            self._drain()
+                self._guarded(self._step)
+            self._guarded(self._drain)
             self._commit()
             return EXIT_OK
         except DeliveryFailed as exc:
             self.log.error("an output could not be delivered, exiting", error=str(exc))
             self.ctx.metrics.error("delivery")
             return EXIT_FAILURE
+        except TransactionFatal as exc:
+            # Fenced (a newer instance owns our work) or a fatal producer error: nothing this
+            # producer writes can commit any more. Exit; the restart brings a fresh producer,
+            # and everything uncommitted is read again.
+            self.log.error("transactional producer unusable, exiting", error=str(exc))
+            self.ctx.metrics.error("transaction_fatal")
+            return EXIT_FAILURE
         finally:
             self._close()
+
+    def _guarded(self, body: Any) -> None:
+        """Run `body`; an aborted transaction rewinds to the committed offsets."""
+        try:
+            body()
+        except TransactionAborted as exc:
+            self._abort(str(exc))
+            rewind_to_committed(self.consumer)
+
+    def _abort(self, reason: str) -> None:
+        self.log.warning("transaction aborted, re-reading from the committed offsets", error=reason)
+        self.ctx.metrics.error("transaction_aborted")
+        self.txn.abort()
+        self._forget()
+
+    def _forget(self) -> None:
+        self.tracker.forget()
+        self.handler.forget()
+        self._txn_offsets.clear()
+        self._txn_batches.clear()
+        self._txn_messages = 0
 
     def _step(self) -> None:
         ctx = self.ctx
@@ -178,6 +250,9 @@ class ConsumerWorker:
 
     def _timeout(self) -> float:
         due = self.handler.next_due()
+        if self._txn_batches:
+            commit_at = self.txn.opened_at + self._txn_interval_s
+            due = commit_at if due is None else min(due, commit_at)
         if due is None:
             return 0.1 if not self.tracker.idle else 0.5
         return max(0.0, min(0.5, due - time.monotonic()))
@@ -207,7 +282,10 @@ class ConsumerWorker:
         self.ctx.metrics.error("consume")
         self.watcher.check(err)
 
-    def _store(self) -> None:
+    def _store(self, final: bool = False) -> None:
+        if self.transactional:
+            self._transact(final)
+            return
         if self.tracker.failure is not None:
             raise DeliveryFailed(self.tracker.failure.str())
         offsets, finished = self.tracker.release()
@@ -223,18 +301,49 @@ class ConsumerWorker:
             observe(now - batch.started)
         self.ctx.metrics.in_flight.set(self.tracker.in_flight)
 
+    def _transact(self, final: bool) -> None:
+        """Move finished batches into the open transaction; commit it when it is due."""
+        offsets, finished = self.tracker.release()
+        if finished:
+            self.txn.ensure_open()
+            for batch in finished:
+                for output in batch.outputs:
+                    self._produce(output)
+                batch.outputs.clear()
+                self._txn_messages += batch.size
+            self._txn_batches.extend(finished)
+            self._txn_offsets.update(((tp.topic, tp.partition), tp.offset) for tp in offsets)
+        self.ctx.metrics.in_flight.set(self.tracker.in_flight)
+        if not self._txn_batches:
+            return
+        due = self.txn.opened_at + self._txn_interval_s <= time.monotonic()
+        if final or due or self._txn_messages >= self._txn_max:
+            self.txn.commit([TopicPartition(t, p, o) for (t, p), o in self._txn_offsets.items()])
+            now = time.monotonic()
+            observe = self.ctx.metrics.processing_seconds.observe
+            for batch in self._txn_batches:
+                observe(now - batch.started)
+            self._txn_offsets.clear()
+            self._txn_batches.clear()
+            self._txn_messages = 0
+
     def _drain(self, deadline_s: float = 30.0) -> None:
-        """Finish everything in flight: scheduled work, then delivery reports."""
+        """Finish everything in flight: scheduled work, then delivery reports (or the last
+        transaction)."""
         deadline = time.monotonic() + deadline_s
         while (self.handler.busy() or not self.tracker.idle) and time.monotonic() < deadline:
             self.ctx.health.beat()
             self.handler.tick(time.monotonic(), self.emit)
             self.producer.poll(min(0.05, self._timeout()))
             self._store()
+        if self.transactional:
+            self._store(final=True)
         if not self.tracker.idle:
             self.log.warning("stopping with undelivered outputs; they will be redone")
 
     def _commit(self) -> None:
+        if self.transactional:
+            return  # offsets were committed by the last transaction
         try:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -258,13 +367,23 @@ class ConsumerWorker:
             self._drain()
         except DeliveryFailed:
             self.tracker.forget()
+        except TransactionAborted as exc:
+            # The next owner reads from the committed offsets: no rewind needed here.
+            self._abort(str(exc))
         self._commit()
+        self._forget()
         self._assigned = []
         self.log.info("partitions revoked", partitions=[p.partition for p in partitions])
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member owns them now: committing would be wrong, redelivery covers us.
-        self.tracker.forget()
+        # (A zombie that wakes up after its session timeout usually learns it here, before
+        # its next commit would have been fenced by the group generation.)
+        if self.transactional and self.txn.is_open:
+            self.log.warning("transaction aborted: partitions lost to another member")
+            self.ctx.metrics.error("transaction_aborted")
+            self.txn.abort()
+        self._forget()
         self._assigned = []
         self.log.warning("partitions lost", partitions=[p.partition for p in partitions])
 

@@ -1,0 +1,191 @@
+"""Kafka transactions: outputs and input offsets committed together, or not at all.
+
+librdkafka sorts every transactional error into one of three classes, and each has one
+prescribed answer (confluent-kafka's documented transactional API):
+
+- retriable (`KafkaError.retriable()`): the same call may simply be made again;
+- abortable (`KafkaError.txn_requires_abort()`): the transaction is lost; abort it and make the
+  consumer read again from its committed position (`TransactionAborted`);
+- fatal (`KafkaError.fatal()`, e.g. `_FENCED`: a newer instance with our transactional.id, or
+  the broker bumped our epoch after a transaction timed out): this producer can do nothing
+  more; the process exits so that a restart brings a fresh producer (`TransactionFatal`).
+
+Any error in none of those classes is treated as fatal: guessing that it is safe to go on is
+how duplicates or losses happen, and a restart is always safe.
+
+A zombie (a process frozen past its session timeout whose partitions moved on) is fenced by
+the group metadata sent with its offsets (KIP-447): the coordinator refuses offsets from an
+old generation or an unknown member, and librdkafka reports that as abortable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from orderpipeline.core.logging import get_logger
+
+T = TypeVar("T")
+
+# How long one transactional call may block before librdkafka reports a (retriable) timeout.
+CALL_TIMEOUT_S = 30.0
+RETRY_PAUSE_S = 0.5
+
+
+class TransactionAborted(Exception):
+    """The open transaction had to be aborted: its outputs are discarded, its inputs re-read."""
+
+
+class TransactionFatal(Exception):
+    """The transactional producer is unusable (fenced or a fatal error): exit for a restart."""
+
+
+def error_of(exc: KafkaException) -> KafkaError | None:
+    arg = exc.args[0] if exc.args else None
+    return arg if isinstance(arg, KafkaError) else None
+
+
+def classify(exc: KafkaException) -> str:
+    """'fatal', 'abortable' or 'retriable', in that precedence (librdkafka's definitions)."""
+    error = error_of(exc)
+    if error is None or error.fatal():
+        return "fatal"
+    if error.txn_requires_abort():
+        return "abortable"
+    if error.retriable():
+        return "retriable"
+    return "fatal"
+
+
+def call(
+    what: str,
+    op: Callable[[], T],
+    on_retry: Callable[[KafkaError], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> T:
+    """Run a transactional call: retry retriable errors, raise the other two classes.
+
+    `should_stop` ends the retries (raising TransactionFatal): a stopping process that cannot
+    reach the broker exits, and the restart re-reads whatever was not committed.
+    """
+    while True:
+        try:
+            return op()
+        except KafkaException as exc:
+            kind = classify(exc)
+            error = error_of(exc)
+            text = error.str() if error is not None else str(exc)
+            if kind == "fatal":
+                raise TransactionFatal(f"{what}: {text}") from exc
+            if kind == "abortable":
+                raise TransactionAborted(f"{what}: {text}") from exc
+            if should_stop is not None and should_stop():
+                raise TransactionFatal(f"{what}: {text} (stopping)") from exc
+            if on_retry is not None and error is not None:
+                on_retry(error)
+            time.sleep(RETRY_PAUSE_S)
+
+
+class Transaction:
+    """One producer's transactions, opened on the first output and committed with offsets.
+
+    The caller produces through `producer` only between `ensure_open()` and `commit()`;
+    `commit(offsets)` sends the offsets (the next offset to read per partition) with the
+    consumer's group metadata and commits. `abort()` discards everything since `ensure_open()`.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        service: str,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.log = get_logger(service)
+        self.should_stop = should_stop
+        self.is_open = False
+        self.opened_at = 0.0
+        self.commits = 0
+        self.aborts = 0
+        self._last_retry_log = 0.0
+
+    def _retrying(self, error: KafkaError) -> None:
+        now = time.monotonic()
+        if now - self._last_retry_log > 30:
+            self._last_retry_log = now
+            self.log.warning("transactional call failed, retrying", error=error.str())
+
+    def _call(self, what: str, op: Callable[[], T]) -> T:
+        return call(what, op, self._retrying, self.should_stop)
+
+    def init(self) -> None:
+        """Register the transactional.id (fences an older producer with the same id)."""
+        self._call("init_transactions", lambda: self.producer.init_transactions(CALL_TIMEOUT_S))
+
+    def ensure_open(self) -> None:
+        if not self.is_open:
+            self._call("begin_transaction", self.producer.begin_transaction)
+            self.is_open = True
+            self.opened_at = time.monotonic()
+            # A point a fault test can wait for: outputs may now be written uncommitted.
+            self.log.debug("transaction open")
+
+    def commit(self, offsets: list[TopicPartition]) -> None:
+        """Offsets and outputs in one commit. Raises TransactionAborted / TransactionFatal."""
+        if not self.is_open:
+            if not offsets:
+                return
+            self.ensure_open()
+        if offsets:
+            metadata: Any = self.consumer.consumer_group_metadata()
+            self._call(
+                "send_offsets_to_transaction",
+                lambda: self.producer.send_offsets_to_transaction(
+                    offsets, metadata, CALL_TIMEOUT_S
+                ),
+            )
+        self._call("commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S))
+        self.is_open = False
+        self.commits += 1
+
+    def abort(self) -> None:
+        """Discard the open transaction (its outputs become invisible to read_committed)."""
+        self.is_open = False
+        self.aborts += 1
+        try:
+            self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S))
+        except TransactionAborted as exc:
+            # An abort cannot itself need an abort; librdkafka would call that fatal.
+            raise TransactionFatal(str(exc)) from exc
+
+
+def rewind_to_committed(consumer: Consumer, timeout: float = CALL_TIMEOUT_S) -> None:
+    """Seek every assigned partition back to the group's committed offset.
+
+    After an abort the consumer's position is ahead of what was committed; reading on from
+    there would skip the aborted inputs. A partition without a committed offset goes back to
+    the beginning (the workers' `auto.offset.reset` is earliest). Raises TransactionFatal when
+    the position cannot be restored: exiting is safe, skipping is not.
+    """
+    assignment = consumer.assignment()
+    if not assignment:
+        return
+    try:
+        committed = consumer.committed(assignment, timeout=timeout)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+    except KafkaException as exc:
+        raise TransactionFatal(f"cannot rewind to the committed offsets: {exc}") from exc

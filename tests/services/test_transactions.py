@@ -1,0 +1,329 @@
+"""librdkafka's transaction error classes, each with its prescribed answer (unit level: a fake
+producer and consumer raise the errors; the real broker's behaviour is in
+test_exactly_once_kafka.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from orderpipeline.core import transactions
+from orderpipeline.core.config import WorkerSettings
+from orderpipeline.core.health import HealthState
+from orderpipeline.core.lifecycle import StopFlag
+from orderpipeline.core.logging import configure_logging
+from orderpipeline.core.metrics import ServiceMetrics
+from orderpipeline.core.offsets import Batch
+from orderpipeline.core.order import Order
+from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
+from orderpipeline.core.transactions import (
+    Transaction,
+    TransactionAborted,
+    TransactionFatal,
+    classify,
+    rewind_to_committed,
+)
+from orderpipeline.core.worker import ConsumerWorker, Emit
+
+RETRIABLE = KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True)
+ABORTABLE = KafkaError(KafkaError.UNKNOWN_MEMBER_ID, "unknown member", txn_requires_abort=True)
+FENCED = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+UNCLASSIFIED = KafkaError(KafkaError._STATE, "erroneous state")
+
+
+@pytest.fixture(autouse=True)
+def no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transactions, "RETRY_PAUSE_S", 0.0)
+    # Log to this test's stdout: an earlier test may have configured a stream closed since.
+    configure_logging("INFO", service="test")
+
+
+@dataclass
+class FakeProducer:
+    """Records the transactional calls; `failures[name]` are raised by successive calls."""
+
+    failures: dict[str, list[KafkaError]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    produced: list[tuple[str, bytes | None]] = field(default_factory=list)
+    sent_offsets: list[list[TopicPartition]] = field(default_factory=list)
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        queue = self.failures.get(name)
+        if queue:
+            raise KafkaException(queue.pop(0))
+
+    def init_transactions(self, _timeout: float) -> None:
+        self._call("init")
+
+    def begin_transaction(self) -> None:
+        self._call("begin")
+
+    def send_offsets_to_transaction(
+        self, offsets: list[TopicPartition], _metadata: Any, _timeout: float
+    ) -> None:
+        self._call("send_offsets")
+        self.sent_offsets.append(offsets)
+
+    def commit_transaction(self, _timeout: float) -> None:
+        self._call("commit")
+
+    def abort_transaction(self, _timeout: float) -> None:
+        self._call("abort")
+
+    def produce(self, topic: str, value: bytes | None = None, **_kw: Any) -> None:
+        self.produced.append((topic, value))
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return 0
+
+
+@dataclass
+class FakeConsumer:
+    committed_offsets: dict[int, int] = field(default_factory=dict)
+    sought: list[tuple[int, int]] = field(default_factory=list)
+
+    def consumer_group_metadata(self) -> str:
+        return "group-metadata"
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("orders", p) for p in (0, 1)]
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.committed_offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.sought.append((tp.partition, tp.offset))
+
+    def close(self) -> None:
+        return None
+
+
+def txn(producer: FakeProducer, consumer: FakeConsumer | None = None) -> Transaction:
+    return Transaction(cast(Any, producer), cast(Any, consumer or FakeConsumer()), "test")
+
+
+def test_the_three_classes_follow_librdkafka_and_anything_else_counts_as_fatal() -> None:
+    assert classify(KafkaException(RETRIABLE)) == "retriable"
+    assert classify(KafkaException(ABORTABLE)) == "abortable"
+    assert classify(KafkaException(FENCED)) == "fatal"
+    assert classify(KafkaException(UNCLASSIFIED)) == "fatal"
+    # fatal wins over the other flags
+    both = KafkaError(KafkaError._FENCED, "x", fatal=True, txn_requires_abort=True, retriable=True)
+    assert classify(KafkaException(both)) == "fatal"
+
+
+def test_a_retriable_error_retries_the_same_call_until_it_succeeds() -> None:
+    producer = FakeProducer(failures={"commit": [RETRIABLE, RETRIABLE]})
+    t = txn(producer)
+    t.ensure_open()
+    t.commit([TopicPartition("orders", 0, 11)])
+    assert producer.calls == ["begin", "send_offsets", "commit", "commit", "commit"]
+    assert not t.is_open and t.commits == 1
+
+
+def test_a_retriable_error_while_stopping_ends_with_fatal_instead_of_retrying_forever() -> None:
+    producer = FakeProducer(failures={"commit": [RETRIABLE] * 100})
+    t = Transaction(cast(Any, producer), cast(Any, FakeConsumer()), "test", lambda: True)
+    t.ensure_open()
+    with pytest.raises(TransactionFatal):
+        t.commit([TopicPartition("orders", 0, 11)])
+    assert producer.calls.count("commit") == 1
+
+
+def test_an_abortable_error_raises_aborted_and_abort_discards_the_transaction() -> None:
+    producer = FakeProducer(failures={"send_offsets": [ABORTABLE]})
+    t = txn(producer)
+    t.ensure_open()
+    with pytest.raises(TransactionAborted):
+        t.commit([TopicPartition("orders", 0, 11)])
+    assert "commit" not in producer.calls
+    t.abort()
+    assert producer.calls[-1] == "abort" and not t.is_open and t.aborts == 1
+
+
+def test_a_fatal_error_is_raised_at_once_and_never_retried() -> None:
+    producer = FakeProducer(failures={"commit": [FENCED, FENCED]})
+    t = txn(producer)
+    t.ensure_open()
+    with pytest.raises(TransactionFatal, match="fenced"):
+        t.commit([TopicPartition("orders", 0, 11)])
+    assert producer.calls.count("commit") == 1
+
+
+def test_rewind_seeks_every_assigned_partition_to_its_committed_offset() -> None:
+    consumer = FakeConsumer(committed_offsets={0: 42})
+    rewind_to_committed(cast(Any, consumer))
+    # Partition 1 has no committed offset: back to the beginning (auto.offset.reset=earliest).
+    assert consumer.sought == [(0, 42), (1, OFFSET_BEGINNING)]
+
+
+# --- the worker's transactional path -------------------------------------------------------------
+
+
+@dataclass
+class FakeMessage:
+    _partition: int
+    _offset: int
+    _value: bytes
+
+    def topic(self) -> str:
+        return "orders"
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return None
+
+    def error(self) -> None:
+        return None
+
+
+def an_order(order_id: str) -> bytes:
+    return json.dumps(
+        {
+            "order_id": order_id,
+            "customer_id": 1,
+            "amount": 10.0,
+            "currency": "USD",
+            "country": "US",
+            "status": "CREATED",
+            "created_at": "2026-11-27T03:40:00.123Z",
+            "source": "order-service",
+        }
+    ).encode()
+
+
+class ManualHandler:
+    """Like payment: each order's output is emitted when the test says so."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, tuple[Order, Batch]] = {}
+        self.release: list[str] = []
+        self.forgotten = False
+
+    def process(self, order: Order, batch: Batch, emit: Emit) -> None:
+        batch.add()
+        self.waiting[order.order_id] = (order, batch)
+
+    def capacity(self) -> int:
+        return 1000
+
+    def next_due(self) -> float | None:
+        return None
+
+    def tick(self, now: float, emit: Emit) -> None:
+        for order_id in self.release:
+            _order, batch = self.waiting.pop(order_id)
+            emit("payments", order_id, order_id.encode(), batch)
+            batch.pending -= 1
+        self.release = []
+
+    def busy(self) -> bool:
+        return bool(self.waiting)
+
+    def forget(self) -> None:
+        self.waiting.clear()
+        self.forgotten = True
+
+
+def a_worker(producer: FakeProducer, consumer: FakeConsumer) -> tuple[ConsumerWorker, Any]:
+    settings = WorkerSettings(
+        bootstrap_servers="127.0.0.1:1", transactions=True, transaction_interval_ms=1
+    )
+    ctx = ServiceContext("test", StopFlag(), HealthState(), ServiceMetrics("test"))
+    handler = ManualHandler()
+    worker = ConsumerWorker(settings, ctx, "group", handler)
+    worker.producer.flush(0)
+    worker.consumer.close()
+    worker.producer = worker.txn.producer = cast(Any, producer)
+    worker.consumer = worker.txn.consumer = cast(Any, consumer)
+    worker.dead_letters._producer = cast(Any, producer)
+    return worker, handler
+
+
+def consume(worker: ConsumerWorker, *messages: FakeMessage) -> None:
+    worker._process(cast(list[Message], list(messages)))
+
+
+def test_outputs_completed_above_an_unfinished_order_wait_for_the_next_transaction() -> None:
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker, handler = a_worker(producer, consumer)
+    consume(worker, FakeMessage(0, 0, an_order("ord_a")))
+    consume(worker, FakeMessage(0, 1, an_order("ord_b")))
+    handler.release = ["ord_b"]  # the later order finishes first
+    handler.tick(0, worker.emit)
+    worker._store(final=True)
+    assert producer.produced == [] and "commit" not in producer.calls
+
+    handler.release = ["ord_a"]
+    handler.tick(0, worker.emit)
+    worker._store(final=True)
+    # Both outputs, in input order, committed with the next offset to read (last + 1).
+    assert producer.produced == [("payments", b"ord_a"), ("payments", b"ord_b")]
+    assert producer.calls == ["begin", "send_offsets", "commit"]
+    assert [(tp.partition, tp.offset) for tp in producer.sent_offsets[0]] == [(0, 2)]
+
+
+def test_dead_letters_are_held_and_committed_with_their_offsets_like_any_output() -> None:
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker, _ = a_worker(producer, consumer)
+    consume(worker, FakeMessage(1, 7, b"{not json"))
+    assert producer.produced == []
+    worker._store(final=True)
+    assert producer.produced == [(worker.dead_letters.topic, b"{not json")]
+    assert [(tp.partition, tp.offset) for tp in producer.sent_offsets[0]] == [(1, 8)]
+
+
+def test_an_abortable_commit_aborts_forgets_the_work_and_rewinds_to_the_committed_offsets() -> None:
+    producer = FakeProducer(failures={"send_offsets": [ABORTABLE]})
+    consumer = FakeConsumer(committed_offsets={0: 0, 1: 5})
+    worker, handler = a_worker(producer, consumer)
+    consume(worker, FakeMessage(0, 0, an_order("ord_a")), FakeMessage(0, 1, an_order("ord_b")))
+    handler.release = ["ord_a", "ord_b"]
+    handler.tick(0, worker.emit)
+    worker._guarded(lambda: worker._store(final=True))
+    assert producer.calls == ["begin", "send_offsets", "abort"]
+    assert handler.forgotten and worker.tracker.idle
+    assert consumer.sought == [(0, 0), (1, 5)]
+    # The next transaction starts clean: nothing of the aborted one is committed later.
+    worker._store(final=True)
+    assert producer.calls.count("commit") == 0
+
+
+def test_a_fenced_producer_ends_the_worker_with_exit_code_1_not_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer, consumer = FakeProducer(failures={"commit": [FENCED]}), FakeConsumer()
+    worker, handler = a_worker(producer, consumer)
+    steps: list[int] = []
+
+    def one_step() -> None:
+        steps.append(1)
+        consume(worker, FakeMessage(0, len(steps), an_order(f"ord_{len(steps)}")))
+        handler.release = list(handler.waiting)
+        handler.tick(0, worker.emit)
+        worker._store(final=True)
+
+    monkeypatch.setattr(worker, "_step", one_step)
+    monkeypatch.setattr(worker, "_close", lambda: None)
+    monkeypatch.setattr("orderpipeline.core.worker.wait_for_broker", lambda *_a: True)
+    monkeypatch.setattr(worker.consumer, "subscribe", lambda *_a, **_k: None, raising=False)
+    assert worker.run() == EXIT_FAILURE
+    assert steps == [1] and producer.calls == ["init", "begin", "send_offsets", "commit"]
