@@ -160,7 +160,9 @@ build() {
     if [[ -n "${IMAGES_OCI:-}" ]]; then
         mkdir -p "$WORK/oci"
         rm -f "$archive" "$archive.key"
-        bah push "$image" "oci-archive:$archive:orderpipeline/$name:$TAG" >/dev/null 2>&1
+        # Named as the charts and the operator name it by default (docker.io/orderpipeline/
+        # <name>:<version>), so the node runs `helm install` and the samples unchanged.
+        bah push "$image" "oci-archive:$archive:docker.io/orderpipeline/$name:$VERSION" >/dev/null 2>&1
         echo "$key" >"$archive.key"
     fi
     log "built $name in $((SECONDS - started)) s"

@@ -17,7 +17,7 @@ from devinfra.toolchain import Toolchain
 
 
 @pytest.fixture(scope="session")
-def node_images() -> list[tuple[Path, tuple[str, ...]]]:
+def node_images() -> list[Path]:
     return build_images()
 
 
@@ -25,7 +25,7 @@ def node_images() -> list[tuple[Path, tuple[str, ...]]]:
 def real_node(
     tmp_path_factory: pytest.TempPathFactory,
     toolchain: Toolchain,
-    node_images: list[tuple[Path, tuple[str, ...]]],
+    node_images: list[Path],
 ) -> Iterator[RealNode]:
     if daemon.running(RUNDIR):
         pytest.fail(f"a node started by `make node-up` runs ({RUNDIR}): `make node-down` first")

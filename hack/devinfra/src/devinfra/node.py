@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,8 +58,8 @@ from devinfra.toolchain import REPO_ROOT, Toolchain
 RUNDIR = REPO_ROOT / ".run" / "node"
 ADDONS = REPO_ROOT / "hack" / "node" / "addons"
 WHAT = "real Kubernetes node"
-#: OCI archives to import, each with extra names to tag it with.
-Images = Sequence[tuple[Path, tuple[str, ...]]]
+#: OCI archives to import, each named with its full image reference.
+Images = Sequence[Path]
 #: Namespaces where every pod must meet the restricted Pod Security Standard.
 RESTRICTED_NAMESPACES = ("default",)
 INGRESS_NAMESPACE = "traefik"
@@ -185,8 +186,8 @@ class RealNode:
         self.plane = NodeControlPlane(self.rundir, ca, self.toolchain)
         self.plane.start_control_plane(timeout)
         self._start_containerd()
-        for archive, aliases in images:
-            self.import_image(archive, *aliases)
+        for archive in images:
+            self.import_image(archive)
         self._write_node_files(ca)
         self._start_kubelet()
         self._start_kube_proxy()
@@ -381,16 +382,20 @@ class RealNode:
     def images(self) -> set[str]:
         return set(self.ctr("images", "ls", "-q").stdout.split())
 
-    def import_image(self, archive: Path, *aliases: str) -> list[str]:
-        """Import (and unpack) an OCI archive into the kubelet's image store; its names."""
-        out = self.ctr("images", "import", str(archive)).stdout
-        # One line per image: "<name>  saved".
-        names = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["saved"]]
-        if not names:
-            raise RuntimeError(f"{archive} holds no named image: {out}")
-        for alias in aliases:
-            self.ctr("images", "tag", "--force", names[0], alias)
-        return names + list(aliases)
+    def import_image(self, archive: Path) -> list[str]:
+        """Import (and unpack) an OCI archive into the kubelet's image store; its names.
+
+        The names are the archive's own references (hack/images.sh writes full ones).
+        """
+        with tarfile.open(archive) as tar:
+            index = tar.extractfile("index.json")
+            manifests = json.load(index)["manifests"] if index else []
+        names = [m["annotations"]["org.opencontainers.image.ref.name"] for m in manifests]
+        self.ctr("images", "import", str(archive))
+        missing = set(names) - self.images()
+        if not names or missing:
+            raise RuntimeError(f"importing {archive} gave no image named {missing or names}")
+        return names
 
     # -- stop ----------------------------------------------------------------
 
@@ -465,8 +470,8 @@ class RealNode:
 # -- images for the node ------------------------------------------------------
 
 
-def build_images() -> list[tuple[Path, tuple[str, ...]]]:
-    """`hack/images.sh` for the project's and the node's images; (archive, aliases) each."""
+def build_images() -> list[Path]:
+    """`hack/images.sh` for the project's and the node's images: their OCI archives."""
     env = {**os.environ, "IMAGES_OCI": "1"}
     script = REPO_ROOT / "hack" / "images.sh"
     subprocess.run(["bash", str(script), "all"], check=True, env=env)
@@ -475,24 +480,7 @@ def build_images() -> list[tuple[Path, tuple[str, ...]]]:
     )
     # images.sh prints its work folder last.
     work = Path(built.stdout.strip().splitlines()[-1])
-    app_version = _chart_app_version()
-    images: list[tuple[Path, tuple[str, ...]]] = []
-    for archive in sorted((work / "oci").glob("*.tar")):
-        name = archive.stem
-        aliases: tuple[str, ...] = ()
-        if name in ("services", "operator", "dashboard"):
-            # The names the charts and the operator use by default, so the README's
-            # `helm install` and samples/minimal.yaml work unchanged.
-            aliases = (f"docker.io/orderpipeline/{name}:{app_version}",)
-        images.append((archive, aliases))
-    return images
-
-
-def _chart_app_version() -> str:
-    chart = yaml.safe_load(
-        (REPO_ROOT / "charts" / "orderpipeline-operator" / "Chart.yaml").read_text()
-    )
-    return str(chart["appVersion"])
+    return sorted((work / "oci").glob("*.tar"))
 
 
 # -- `python -m devinfra.node up|down|status|leftovers` -------------------------
@@ -502,8 +490,7 @@ def _serve(rundir: Path) -> None:
     from devinfra import daemon
 
     node = RealNode(rundir)
-    listed = json.loads((rundir / "images.json").read_text())
-    images = [(Path(archive), tuple(aliases)) for archive, aliases in listed]
+    images = [Path(a) for a in json.loads((rundir / "images.json").read_text())]
 
     def start() -> None:
         node.start(images)
@@ -537,7 +524,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         rundir.mkdir(parents=True, exist_ok=True)
         images = build_images()
-        (rundir / "images.json").write_text(json.dumps([[str(a), list(al)] for a, al in images]))
+        (rundir / "images.json").write_text(json.dumps([str(a) for a in images]))
         daemon.up("devinfra.node", rundir, WHAT, timeout=600)
         print(f"{WHAT} is up in {time.monotonic() - started:.0f} s. Use it with:")
         print(f"  export KUBECONFIG={rundir / 'kubeconfig'}")
