@@ -34,8 +34,11 @@ from chaos.scenarios import (  # noqa: E402
     broker_kill,
     consumer_kills,
     couchbase_outage,
+    killed_in_transaction,
+    producer_sigkill,
     producer_sigterm,
     rebalance,
+    zombie,
 )
 
 FULL = {
@@ -44,6 +47,9 @@ FULL = {
     "couchbase": Size(orders=20_000, rate=400, outage_s=30, settle_s=300),
     "rebalance": Size(orders=20_000, rate=400, settle_s=300),
     "producer": Size(orders=20_000, rate=5000),
+    "producer-kill": Size(orders=20_000, rate=1000, settle_s=300),
+    "transaction-kill": Size(orders=20_000, rate=400, settle_s=300),
+    "zombie": Size(orders=20_000, rate=400, settle_s=300),
 }
 QUICK = {
     "broker": Size(orders=2000, rate=200, kills=1, broker_down_s=3, settle_s=120),
@@ -51,12 +57,17 @@ QUICK = {
     "couchbase": Size(orders=2000, rate=200, outage_s=10, settle_s=120),
     "rebalance": Size(orders=2000, rate=200, settle_s=120),
     "producer": Size(orders=3000, rate=1000),
+    "producer-kill": Size(orders=2000, rate=300, settle_s=120),
+    "transaction-kill": Size(orders=2000, rate=200, settle_s=120),
+    "zombie": Size(orders=2000, rate=200, settle_s=120),
 }
 
 HEADER = (
-    "| scenario | faults | produced (acked) | stored | lost | counted twice | aggregates "
-    "| alerts expected / seen (+dup) | payments expected / seen (+dup) | time |\n"
-    "|---|---|---|---|---|---|---|---|---|---|\n"
+    "| scenario | faults | produced (acked ids) | stored | lost (ids) | counted twice "
+    "| aggregates | alerts expected / seen | payments expected / seen "
+    "| duplicates in fraud-alerts | duplicates in payments | duplicates in order-analytics "
+    "| time |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -68,8 +79,10 @@ def row(report: Report) -> str:
     return (
         f"| {report.scenario} | {report.faults} | {report.produced} | {stored} | {report.lost} "
         f"| {report.counted_twice + report.in_kafka_twice} | {exact} "
-        f"| {report.alerts_expected} / {report.alerts_seen} (+{report.alerts_duplicates}) "
-        f"| {report.payments_expected} / {report.payments_seen} (+{report.payments_duplicates}) "
+        f"| {report.alerts_expected} / {report.alerts_seen} "
+        f"| {report.payments_expected} / {report.payments_seen} "
+        f"| {report.alerts_duplicates} | {report.payments_duplicates} "
+        f"| {report.totals_duplicates} of {report.totals_records} "
         f"| {report.seconds:.0f} s |\n"
     )
 
@@ -117,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                 "couchbase": lambda d, s: couchbase_outage(broker, caves, cluster(), d, s)[0],
                 "rebalance": lambda d, s: rebalance(broker, cluster(), d, s)[0],
                 "producer": lambda d, s: producer_sigterm(broker, cluster(), d, s)[0],
+                "producer-kill": lambda d, s: producer_sigkill(broker, cluster(), d, s),
+                "transaction-kill": lambda d, s: killed_in_transaction(broker, cluster(), d, s),
+                "zombie": lambda d, s: zombie(broker, cluster(), d, s),
             }
             for key, run in runs.items():
                 if args.only and key not in args.only:

@@ -75,13 +75,17 @@ def run(
 def dead_letters(broker: Any, topic: str) -> list[tuple[str, str]]:
     """(service, reason) of every message on the dead-letter topic."""
     out: list[tuple[str, str]] = []
-    consumer = Consumer({**broker.client_config(), "group.id": "dlq-reader"})
+    # read_committed, as a downstream reader must; the end is the last stable offset and
+    # the position (not a count) says when it is reached: transaction markers take offsets.
+    consumer = Consumer(
+        {**broker.client_config(), "group.id": "dlq-reader", "isolation.level": "read_committed"}
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in meta}
         consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end])
-        remaining = sum(ends.values())
-        while remaining:
+        tps = [TopicPartition(topic, p) for p, end in ends.items() if end]
+        while any(tp.offset < ends[tp.partition] for tp in consumer.position(tps)):
             for msg in consumer.consume(1000, 2):
                 if msg.error() is None:
                     # A consumed message's headers are a list of (str, bytes | None); the
@@ -94,7 +98,6 @@ def dead_letters(broker: Any, topic: str) -> list[tuple[str, str]]:
                             headers.get("x-dead-letter-reason", ""),
                         )
                     )
-                    remaining -= 1
         return out
     finally:
         consumer.close()

@@ -1,15 +1,21 @@
 """The fault scenarios' machinery, shared by tests/chaos (small sizes) and bench/chaos.py (full
 sizes): the real services as subprocesses, the faults, and a report computed independently of
-the services' code from what the producer acknowledged and what Kafka and Couchbase hold.
+the services' code from what Kafka and Couchbase hold.
 
 Nothing here imports the services' aggregate code: the expected figures are recomputed from
 the orders read back from the `orders` topic, with Decimal arithmetic on the JSON text.
+
+Accounting is by order id, never by counts: *produced* is the set of order ids the broker
+acknowledged, read back from `orders` (read_committed, as every reader here); *lost* is the set
+of those without their Couchbase document; duplicates are counted per output topic.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -65,6 +71,10 @@ class Proc(ServiceProcess):
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def signal(self, sig: signal.Signals) -> None:
+        """SIGSTOP / SIGCONT: freeze and resume (a zombie, or a moment held for a fault)."""
+        os.kill(self.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush, commit or leave the group."""
@@ -144,6 +154,7 @@ class Names:
 # Fast failover: a SIGKILLed member's partitions move after 6 s (the broker's minimum) instead
 # of 45 s; short simulated payment work; a Couchbase outage noticed within a second.
 FAST = {
+    "KAFKA_TRANSACTIONS": "true",
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
     "ANALYTICS_SESSION_TIMEOUT_MS": "6000",
     "PAYMENT_PROCESSING_DELAY_MS": "5",
@@ -201,14 +212,17 @@ class Pipeline:
         for proc in self.procs:
             proc.close()
 
-    # --- what the producers acknowledged -------------------------------------------------------
+    # --- what the producers say they delivered (a cross-check only) ---------------------------
 
-    def acknowledged(self) -> int:
-        """Orders the producers report as delivered (their `flushed` log line at exit)."""
+    def reported(self) -> int | None:
+        """Orders the producers report as delivered (their `flushed` log line at exit); None
+        when a producer never wrote it (SIGKILLed). The report's `produced` does not use this:
+        it is the set of order ids read back from Kafka."""
         total = 0
         for proc in self.producers:
             lines = proc.log_events("flushed")
-            assert lines, f"producer {proc.log} did not report its deliveries"
+            if not lines:
+                return None
             total += sum(int(line["delivered"]) for line in lines)
         return total
 
@@ -222,8 +236,20 @@ class Pipeline:
 # --- reading Kafka ------------------------------------------------------------------------------
 
 
-def end_offsets(broker: Any, topic: str) -> dict[int, int]:
-    consumer = Consumer({**broker.client_config(), "group.id": f"probe-{uuid.uuid4().hex}"})
+def reader_config(broker: Any) -> dict[str, Any]:
+    """What every reader here sets, as a downstream reader must: read_committed (no record of
+    an open or aborted transaction)."""
+    return {
+        **broker.client_config(),
+        "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    }
+
+
+def end_offsets(broker: Any, topic: str, isolation: str = "read_committed") -> dict[int, int]:
+    """Per partition: the last stable offset (read_committed) or the high watermark."""
+    consumer = Consumer({**reader_config(broker), "isolation.level": isolation})
     try:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -250,6 +276,13 @@ def committed(broker: Any, group: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def open_transaction(broker: Any, topic: str) -> bool:
+    """Records beyond the last stable offset of some partition: a transaction is open."""
+    stable = end_offsets(broker, topic, "read_committed")
+    high = end_offsets(broker, topic, "read_uncommitted")
+    return any(end > stable.get(p, 0) for p, end in high.items())
+
+
 def group_done(broker: Any, group: str, topic: str) -> bool:
     """The group has committed the end of every non-empty partition of `topic`."""
     ends = end_offsets(broker, topic)
@@ -257,34 +290,69 @@ def group_done(broker: Any, group: str, topic: str) -> bool:
     return all(done.get(p, -1) >= end for p, end in ends.items() if end > 0)
 
 
-def read_values(broker: Any, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every (key, value) of `topic` up to its current end."""
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def read_records(broker: Any, topic: str, starts: dict[int, int] | None = None) -> list[Record]:
+    """Every committed record of `topic` (from `starts`, default 0) up to its stable end.
+
+    Stops on the consumer's position, not on a record's offset: the position moves past
+    transaction markers and aborted records, which a read_committed reader never receives.
+    """
     ends = end_offsets(broker, topic)
-    consumer = Consumer(
-        {
-            **broker.client_config(),
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    out: list[tuple[bytes | None, bytes]] = []
+    starts = starts or {}
+    todo = {p: end for p, end in ends.items() if end > starts.get(p, 0)}
+    consumer = Consumer(reader_config(broker))
+    out: list[Record] = []
     try:
-        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
-        remaining = {p: end for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, starts.get(p, 0)) for p in todo])
         deadline = time.monotonic() + 120
-        while remaining and time.monotonic() < deadline:
-            for msg in consumer.consume(5000, 0.5):
-                if msg.error() is not None:
-                    continue
-                p, off = msg.partition() or 0, msg.offset() or 0
-                if p in remaining and off < remaining[p]:
-                    out.append((msg.key(), msg.value() or b""))
-                    if off + 1 >= remaining[p]:
-                        del remaining[p]
-        assert not remaining, f"could not read {topic} to its end: {remaining}"
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, 0.2):
+                if msg.error() is None and (msg.offset() or 0) < todo.get(msg.partition() or 0, 0):
+                    out.append(
+                        Record(
+                            msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value() or b""
+                        )
+                    )
+            for tp in consumer.position([TopicPartition(topic, p) for p in list(todo)]):
+                if tp.offset >= todo[tp.partition]:
+                    del todo[tp.partition]
+        assert not todo, f"could not read {topic} to its end: {todo}"
         return out
     finally:
         consumer.close()
+
+
+def read_values(broker: Any, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every committed (key, value) of `topic` up to its stable end."""
+    return [(r.key, r.value) for r in read_records(broker, topic)]
+
+
+def record_ends(broker: Any, topic: str, tail: int = 64) -> dict[int, int]:
+    """Per partition: the offset after its last committed record (0 if none).
+
+    A consumer that has read everything reaches this, not the end offset: with transactional
+    writers the last offsets of a partition are markers (or aborted records). Reads only the
+    tail, and the whole partition when the tail holds no committed record.
+    """
+    ends = end_offsets(broker, topic)
+    found: dict[int, int] = {}
+    for p, end in ends.items():
+        if end == 0:
+            found[p] = 0
+            continue
+        for start in (max(0, end - tail), 0):
+            records = [r for r in read_records(broker, topic, {p: start}) if r.partition == p]
+            if records or start == 0:
+                found[p] = records[-1].offset + 1 if records else 0
+                break
+    return found
 
 
 def ids_of(values: list[tuple[bytes | None, bytes]]) -> Counter[str]:
@@ -330,7 +398,7 @@ def analytics_done(broker: Any, collection: Any, names: Names) -> bool:
         for d in partition_docs(collection, names)
     }
     for topic in (names.orders, names.payments):
-        for p, end in end_offsets(broker, topic).items():
+        for p, end in record_ends(broker, topic).items():
             if end > 0 and reached.get((topic, p), 0) < end:
                 return False
     return True
@@ -344,11 +412,13 @@ class Report:
     """One scenario's figures (a row of docs/reliability.md)."""
 
     scenario: str
-    produced: int = 0  # acknowledged by the producer(s)
+    produced: int = 0  # distinct order ids acknowledged by the broker (read back from `orders`)
+    producer_reported: int | None = None  # the producers' own count (None: SIGKILLed)
     in_kafka: int = 0  # messages on `orders`
     in_kafka_twice: int = 0  # an order_id on `orders` more than once
-    stored: int = 0  # acknowledged orders with their Couchbase document
-    lost: int = 0  # acknowledged but not stored (or not even in Kafka)
+    stored: int = 0  # acknowledged order ids with their Couchbase document
+    lost: int = 0  # acknowledged order ids without their document (set difference)
+    lost_ids: list[str] = field(default_factory=list)  # the first few, to look them up
     counted: int = 0  # orders in the analytics aggregates
     counted_twice: int = 0  # counted minus distinct stored, when positive
     aggregates_exact: bool = False
@@ -361,12 +431,23 @@ class Report:
     payments_seen: int = 0
     payments_duplicates: int = 0
     payments_unexpected: int = 0
+    totals_records: int = 0  # running totals on `order-analytics`
+    totals_duplicates: int = 0  # identical totals records beyond the first
+    transactions: bool = True  # exactly-once outputs: every duplicate count must be 0
     faults: str = ""
     seconds: float = 0.0
 
+    def duplicates_ok(self) -> bool:
+        return not self.transactions or (
+            self.alerts_duplicates == 0
+            and self.payments_duplicates == 0
+            and self.totals_duplicates == 0
+        )
+
     def ok(self) -> bool:
         return (
-            self.lost == 0
+            self.duplicates_ok()
+            and self.lost == 0
             and self.counted_twice == 0
             and self.in_kafka_twice == 0
             and self.aggregates_exact
@@ -383,7 +464,9 @@ class Report:
             f"counted_twice={self.counted_twice} exact={self.aggregates_exact} "
             f"alerts={self.alerts_seen}/{self.alerts_expected} (+{self.alerts_duplicates} dup) "
             f"payments={self.payments_seen}/{self.payments_expected} "
-            f"(+{self.payments_duplicates} dup) faults=[{self.faults}]"
+            f"(+{self.payments_duplicates} dup) totals={self.totals_records} "
+            f"(+{self.totals_duplicates} dup) faults=[{self.faults}]"
+            + (f" lost_ids={self.lost_ids}" if self.lost_ids else "")
             + (f" mismatches={self.mismatches}" if self.mismatches else "")
         )
 
@@ -467,6 +550,14 @@ def wait_processed(pipeline: Pipeline, timeout: float) -> None:
             timeout,
             "fraud and payment to commit every order",
         )
+        # A killed process's transaction stays open until the broker aborts it (after
+        # KAFKA_TRANSACTION_TIMEOUT_MS); until then read_committed readers stop before it.
+        outputs = (names.alerts, names.payments)
+        wait_until(
+            lambda: not any(open_transaction(broker, topic) for topic in outputs),
+            timeout,
+            "every transaction on the output topics to be resolved",
+        )
         wait_until(
             lambda: analytics_done(broker, collection, names),
             timeout,
@@ -478,7 +569,8 @@ def build_report(pipeline: Pipeline, scenario: str, faults: str, seconds: float)
     """The figures of a finished scenario, from Kafka and Couchbase only."""
     broker, names = pipeline.broker, pipeline.names
     report = Report(scenario, faults=faults, seconds=round(seconds, 1))
-    report.produced = pipeline.acknowledged()
+    report.transactions = pipeline.env().get("KAFKA_TRANSACTIONS", "true") == "true"
+    report.producer_reported = pipeline.reported()
     raw_orders = read_values(broker, names.orders)
     report.in_kafka = len(raw_orders)
     order_counts = ids_of(raw_orders)
@@ -488,10 +580,15 @@ def build_report(pipeline: Pipeline, scenario: str, faults: str, seconds: float)
         order = json.loads(value)
         first.setdefault(str(order["order_id"]), order)
     orders = list(first.values())
+    produced = set(first)
+    report.produced = len(produced)
     with collection_of(pipeline.couchbase) as collection:
-        report.stored = len(stored_ids(collection, list(first)))
+        stored_set = stored_ids(collection, list(first))
         stored = stored_aggregates(partition_docs(collection, names))
-    report.lost = max(0, report.produced - report.stored)
+    lost = sorted(produced - stored_set)
+    report.stored = len(produced & stored_set)
+    report.lost = len(lost)
+    report.lost_ids = lost[:10]
     report.counted = stored["orders"]
     report.counted_twice = max(0, report.counted - report.stored)
 
@@ -521,4 +618,7 @@ def build_report(pipeline: Pipeline, scenario: str, faults: str, seconds: float)
     report.payments_seen = len(set(payments) & set(first))
     report.payments_duplicates = sum(payments.values()) - len(payments)
     report.payments_unexpected = len(set(payments) - set(first))
+    totals = Counter(value for _, value in read_values(broker, names.analytics))
+    report.totals_records = sum(totals.values())
+    report.totals_duplicates = report.totals_records - len(totals)
     return report

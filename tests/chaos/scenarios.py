@@ -5,6 +5,7 @@ decides, so a failing run still prints and records its figures."""
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .harness import (
     collection_of,
     committed,
     http_get,
+    open_transaction,
     partition_docs,
     stored_aggregates,
     wait_processed,
@@ -224,20 +226,119 @@ def producer_sigterm(broker: Any, couchbase: Any, workdir: Path, size: Size) -> 
 
 
 def build_producer_report(pipeline: Pipeline, seconds: float) -> Report:
-    """Kafka-only figures: acknowledged vs. on the topic (no consumers run here)."""
+    """Kafka-only figures: what the producer says it delivered vs. the ids on the topic (no
+    consumers run here)."""
     from .harness import ids_of, read_values
 
     report = Report("producer SIGTERM", seconds=round(seconds, 1))
-    report.produced = pipeline.acknowledged()
     values = read_values(pipeline.broker, pipeline.names.orders)
     ids = ids_of(values)
+    report.produced = len(ids)
+    report.producer_reported = pipeline.reported()
     report.in_kafka = len(values)
     report.in_kafka_twice = sum(n - 1 for n in ids.values())
     report.stored = len(ids)  # "stored" = distinct orders in Kafka for this scenario
-    report.lost = max(0, report.produced - len(ids))
+    report.lost = max(0, (report.producer_reported or 0) - len(ids))
     report.aggregates_exact = True  # nothing aggregated in this scenario
     report.counted = -1
     return report
+
+
+def producer_sigkill(broker: Any, couchbase: Any, workdir: Path, size: Size) -> Report:
+    """SIGKILL the producer mid-burst (no flush, no last log line), then a new producer
+    finishes the run. Every order the broker acknowledged (read back from `orders`) must be
+    stored once; orders the killed producer had queued but not sent are simply not there."""
+    pipeline = Pipeline(broker, couchbase, workdir)
+    started = time.monotonic()
+    try:
+        pipeline.start_consumers()
+        first = pipeline.start("producer", PRODUCER_RATE=str(size.rate))
+        half = size.orders // 2
+        wait_until(
+            lambda: first.metric("orderpipeline_messages_produced_total") >= half,
+            half / size.rate + 60,
+            f"{half} acknowledged orders",
+        )
+        acked_before = int(first.metric("orderpipeline_messages_produced_total"))
+        first.kill()
+        pipeline.start_producer(size.orders - half, size.rate)
+        faults = (
+            f"producer SIGKILL after >= {acked_before} acknowledged (its own metric), "
+            "a new producer for the rest"
+        )
+        return _finish(pipeline, "producer SIGKILL mid-burst", faults, started, size)
+    finally:
+        pipeline.close()
+
+
+def freeze_in_transaction(proc: Proc, broker: Any, topic: str, tries: int = 20) -> None:
+    """SIGSTOP `proc` at a moment one of its transactions is open on `topic`, checked while it
+    is frozen (the moment is held, not hoped for)."""
+    for _ in range(tries):
+        wait_until(lambda: open_transaction(broker, topic), 60, f"an open transaction on {topic}")
+        proc.signal(signal.SIGSTOP)
+        time.sleep(0.5)
+        if open_transaction(broker, topic):
+            return
+        proc.signal(signal.SIGCONT)
+    raise AssertionError(f"never caught {proc.name} with a transaction open")
+
+
+# Long transactions (2 s) in the two scenarios below, so the moment is wide enough to hold.
+LONG_TXN = {"KAFKA_TRANSACTION_INTERVAL_MS": "2000", "KAFKA_TRANSACTION_TIMEOUT_MS": "10000"}
+
+
+def killed_in_transaction(broker: Any, couchbase: Any, workdir: Path, size: Size) -> Report:
+    """Payment frozen while its transaction is open (proven), then SIGKILLed and restarted."""
+    pipeline = Pipeline(broker, couchbase, workdir)
+    started = time.monotonic()
+    try:
+        pipeline.start("fraud")
+        pipeline.start("analytics")
+        payment = pipeline.start("payment", **LONG_TXN)
+        pipeline.start_producer(size.orders, size.rate)
+        time.sleep(size.orders / size.rate / 3)
+        freeze_in_transaction(payment, broker, pipeline.names.payments)
+        payment.kill()
+        payment.start()
+        faults = "payment SIGSTOPped with a transaction open (checked), SIGKILLed, restarted"
+        return _finish(pipeline, "consumer killed in a transaction", faults, started, size)
+    finally:
+        pipeline.close()
+
+
+def zombie(broker: Any, couchbase: Any, workdir: Path, size: Size) -> Report:
+    """Fraud frozen with a transaction open past its session timeout; a replacement takes its
+    partitions; the zombie then resumes and must be fenced (its late writes never visible)."""
+    pipeline = Pipeline(broker, couchbase, workdir)
+    started = time.monotonic()
+    try:
+        pipeline.start("payment")
+        pipeline.start("analytics")
+        # Its transaction outlives the freeze: the group generation must fence it (KIP-447).
+        frozen = pipeline.start("fraud", **{**LONG_TXN, "KAFKA_TRANSACTION_TIMEOUT_MS": "60000"})
+        pipeline.start_producer(size.orders, size.rate)
+        time.sleep(size.orders / size.rate / 3)
+        freeze_in_transaction(frozen, broker, pipeline.names.alerts)
+        pipeline.start("fraud")
+        time.sleep(12)  # past the 6 s session timeout: the replacement owns every partition
+        frozen.signal(signal.SIGCONT)
+        wait_until(
+            lambda: (
+                bool(frozen.log_events("transaction aborted: partitions lost to another member"))
+                or bool(
+                    frozen.log_events("transaction aborted, re-reading from the committed offsets")
+                )
+                or not frozen.alive()
+            ),
+            60,
+            "the zombie to be fenced",
+        )
+        fenced = "exited" if not frozen.alive() else "aborted its transaction"
+        faults = f"fraud SIGSTOPped in a transaction 12 s, replaced, resumed: {fenced}"
+        return _finish(pipeline, "zombie consumer", faults, started, size)
+    finally:
+        pipeline.close()
 
 
 class _Result(threading.Thread):

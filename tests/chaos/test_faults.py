@@ -18,8 +18,11 @@ from .scenarios import (
     broker_kill,
     consumer_kills,
     couchbase_outage,
+    killed_in_transaction,
+    producer_sigkill,
     producer_sigterm,
     rebalance,
+    zombie,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.couchbase]
@@ -31,6 +34,11 @@ def assert_nothing_lost_or_doubled(report: Report) -> None:
     print(report.line())  # the figures, with -s or on failure
     assert report.produced > 0
     assert report.lost == 0, report.line()
+    # Exactly once on every output topic (transactions, read back with read_committed).
+    assert report.transactions
+    assert report.alerts_duplicates == 0, report.line()
+    assert report.payments_duplicates == 0, report.line()
+    assert report.totals_records > 0 and report.totals_duplicates == 0, report.line()
     assert report.in_kafka_twice == 0, report.line()
     assert report.counted_twice == 0, report.line()
     assert report.aggregates_exact, report.line()
@@ -106,6 +114,29 @@ def test_producer_sigterm_every_acknowledged_order_is_in_kafka_once(
     print(report.line())
     assert code == 0
     assert report.produced >= 3000
-    assert report.in_kafka == report.produced, report.line()
+    # What the producer says it delivered is exactly the set of ids on the topic.
+    assert report.producer_reported == report.in_kafka == report.produced, report.line()
     assert report.in_kafka_twice == 0
     assert report.lost == 0
+
+
+def test_producer_sigkilled_mid_burst_every_acknowledged_order_is_stored_once(
+    kafka: Any, couchbase: Any, tmp_path: Path
+) -> None:
+    report = producer_sigkill(kafka, couchbase, tmp_path, Size(orders=1500, rate=300))
+    assert_nothing_lost_or_doubled(report)
+
+
+def test_a_consumer_killed_while_its_transaction_is_open_loses_and_doubles_nothing(
+    kafka: Any, couchbase: Any, tmp_path: Path
+) -> None:
+    report = killed_in_transaction(kafka, couchbase, tmp_path, SMALL)
+    assert_nothing_lost_or_doubled(report)
+
+
+def test_a_zombie_consumer_resumed_after_its_replacement_took_over_is_fenced(
+    kafka: Any, couchbase: Any, tmp_path: Path
+) -> None:
+    report = zombie(kafka, couchbase, tmp_path, SMALL)
+    assert "fenced" in report.faults or "aborted" in report.faults or "exited" in report.faults
+    assert_nothing_lost_or_doubled(report)
