@@ -120,3 +120,30 @@ def test_producers_are_idempotent_and_consumers_store_offsets_themselves() -> No
     consumer = consumer_config(s, "g", "c")
     assert consumer["enable.auto.offset.store"] is False
     assert consumer["group.id"] == "g"
+
+
+def test_transactions_are_on_by_default_and_read_committed_either_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = load_settings(FraudSettings)
+    assert s.transactions and s.transaction_interval_ms == 100
+    assert s.transaction_max_messages == 10_000
+    conf = consumer_config(s, "g", "c")
+    assert conf["isolation.level"] == "read_committed"
+    assert conf["enable.auto.commit"] is False  # offsets are committed only in transactions
+
+    monkeypatch.setenv("KAFKA_TRANSACTIONS", "false")
+    s = load_settings(FraudSettings)
+    assert not s.transactions
+    conf = consumer_config(s, "g", "c")
+    assert conf["isolation.level"] == "read_committed"
+    assert conf["enable.auto.commit"] is True  # at least once: stored offsets auto-committed
+
+
+def test_a_transaction_interval_above_half_the_transaction_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_TRANSACTION_INTERVAL_MS", "6000")
+    monkeypatch.setenv("KAFKA_TRANSACTION_TIMEOUT_MS", "10000")
+    with pytest.raises(ConfigError, match="KAFKA_TRANSACTION_INTERVAL_MS"):
+        load_settings(FraudSettings)

@@ -88,7 +88,7 @@ class KafkaSettings(_Base):
     # Consumers write their outputs and commit their input offsets in one Kafka transaction
     # (exactly once for read_committed readers); false = at least once, for brokers that do
     # not allow transactions (docs/services.md, "Guarantees").
-    transactions: bool = Field(False, validation_alias=_env("KAFKA_TRANSACTIONS"))
+    transactions: bool = Field(True, validation_alias=_env("KAFKA_TRANSACTIONS"))
     # A transaction commits after this long or this many input messages, whichever is first:
     # longer means fewer commits (throughput) but outputs visible later (latency).
     transaction_interval_ms: int = Field(

@@ -179,7 +179,11 @@ class ConsumerWorker:
             try:
                 self.txn.init()
             except (TransactionFatal, TransactionAborted) as exc:
-                self.log.error("cannot start transactions, exiting", error=str(exc))
+                self.log.error(
+                    "cannot start transactions, exiting (a broker without transactions needs "
+                    "KAFKA_TRANSACTIONS=false; a broker with ACLs, WRITE on the transactional id)",
+                    error=str(exc),
+                )
                 self._close()
                 return EXIT_FAILURE
         self.ctx.health.set_ready(True)
