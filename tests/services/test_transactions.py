@@ -140,6 +140,22 @@ def test_a_retriable_error_while_stopping_ends_with_fatal_instead_of_retrying_fo
     assert producer.calls.count("commit") == 1
 
 
+def test_a_retriable_error_checks_for_errors_reported_elsewhere_before_retrying() -> None:
+    # Wrong credentials reach error_cb while init_transactions only times out (retriable).
+    producer = FakeProducer(failures={"init": [RETRIABLE] * 100})
+
+    class WrongCredentials(Exception):
+        pass
+
+    def raise_if_fatal() -> None:
+        raise WrongCredentials
+
+    t = Transaction(cast(Any, producer), cast(Any, FakeConsumer()), "test", None, raise_if_fatal)
+    with pytest.raises(WrongCredentials):
+        t.init()
+    assert producer.calls == ["init"]
+
+
 def test_an_abortable_error_raises_aborted_and_abort_discards_the_transaction() -> None:
     producer = FakeProducer(failures={"send_offsets": [ABORTABLE]})
     t = txn(producer)

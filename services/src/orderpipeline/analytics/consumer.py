@@ -183,7 +183,9 @@ class AnalyticsConsumer:
         self.owned: dict[PartitionId, Owned] = {}
         self.pending: set[PartitionId] = set()
         self.backoff = Backoff()
-        self.txn = Transaction(self.producer, self.consumer, ctx.name, ctx.stop.is_set)
+        self.txn = Transaction(
+            self.producer, self.consumer, ctx.name, ctx.stop.is_set, self.watcher.raise_if_fatal
+        )
         # Per partition: the group's committed offset. Messages below it had their dead
         # letters committed (transactional mode), so a replay must not send them again.
         self.committed: dict[PartitionId, int] = {}

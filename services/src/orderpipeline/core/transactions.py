@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 # How long one transactional call may block before librdkafka reports a (retriable) timeout.
 CALL_TIMEOUT_S = 30.0
+# init_transactions is the first call that needs the broker: a short timeout, so errors that
+# arrive through error_cb (wrong credentials) are checked within seconds.
+INIT_TIMEOUT_S = 5.0
 RETRY_PAUSE_S = 0.5
 
 
@@ -110,11 +113,14 @@ class Transaction:
         consumer: Consumer,
         service: str,
         should_stop: Callable[[], bool] | None = None,
+        before_retry: Callable[[], None] | None = None,
     ) -> None:
         self.producer = producer
         self.consumer = consumer
         self.log = get_logger(service)
         self.should_stop = should_stop
+        # e.g. ErrorWatcher.raise_if_fatal: a retriable timeout may hide wrong credentials.
+        self.before_retry = before_retry
         self.is_open = False
         self.opened_at = 0.0
         self.commits = 0
@@ -122,6 +128,9 @@ class Transaction:
         self._last_retry_log = 0.0
 
     def _retrying(self, error: KafkaError) -> None:
+        self.producer.poll(0)  # serve error_cb
+        if self.before_retry is not None:
+            self.before_retry()
         now = time.monotonic()
         if now - self._last_retry_log > 30:
             self._last_retry_log = now
@@ -132,7 +141,7 @@ class Transaction:
 
     def init(self) -> None:
         """Register the transactional.id (fences an older producer with the same id)."""
-        self._call("init_transactions", lambda: self.producer.init_transactions(CALL_TIMEOUT_S))
+        self._call("init_transactions", lambda: self.producer.init_transactions(INIT_TIMEOUT_S))
 
     def ensure_open(self) -> None:
         if not self.is_open:

@@ -110,7 +110,9 @@ class ConsumerWorker:
         )
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
-        self.txn = Transaction(self.producer, self.consumer, ctx.name, ctx.stop.is_set)
+        self.txn = Transaction(
+            self.producer, self.consumer, ctx.name, ctx.stop.is_set, self.watcher.raise_if_fatal
+        )
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
         self._txn_max = settings.transaction_max_messages
         # Released batches whose outputs are in the open transaction and offsets not yet sent.
