@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 import kopf
 
 from orderpipeline_operator import main as _handlers  # noqa: F401  (registers the handlers)
 from orderpipeline_operator.settings import get_settings
+
+
+def peering_identity() -> str:
+    """Who this operator instance is among its peers: pod name (hostname) and pid.
+
+    kopf's default asks the passwd database for the user name, and an image run as an
+    arbitrary uid - as Kubernetes runs ours, uid 10001 with no passwd entry - has none:
+    the operator crashed at start on the first real kubelet it met.
+    """
+    return f"{socket.gethostname()}/{os.getpid()}"
 
 
 def run() -> None:
@@ -23,6 +35,7 @@ def run() -> None:
         namespaces=conf.namespaces,
         standalone=conf.standalone,
         peering_name=conf.peering_name,
+        identity=peering_identity(),
         liveness_endpoint=f"http://0.0.0.0:{conf.liveness_port}/healthz",
     )
 
