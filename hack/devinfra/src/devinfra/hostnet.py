@@ -89,13 +89,15 @@ def _guard_commands(tool: str) -> list[list[str]]:
     )
 
 
-def _state_file(root: Path) -> Path:
-    return root / "host-state.json"
+#: What the host had before the first node started (ip_forward). One file for the
+#: machine, not per node folder: a node killed in one folder and started in another
+#: must still restore the value from before either.
+HOST_STATE = Path("/run/orderpipeline-node-host.json")
 
 
-def setup(root: Path) -> None:
-    """Bridges, routes, guard and forwarding for a node whose state lives in `root`."""
-    state = _state_file(root)
+def setup() -> None:
+    """Bridges, routes, guard and forwarding for the node."""
+    state = HOST_STATE
     if not state.exists():
         state.write_text(json.dumps({"ip_forward": IP_FORWARD.read_text().strip()}))
     for tool in ("iptables", "ip6tables"):
@@ -110,7 +112,7 @@ def setup(root: Path) -> None:
     IP_FORWARD.write_text("1\n")
 
 
-def teardown(root: Path) -> list[str]:
+def teardown() -> list[str]:
     """Remove everything `setup` and CNI made; returns what could not be removed."""
     problems: list[str] = []
     for tool in ("iptables", "ip6tables"):
@@ -121,7 +123,7 @@ def teardown(root: Path) -> list[str]:
         run("ip", "link", "delete", name, check=False)
     for route in routes():
         run("ip", "route", "del", *route.split(), check=False)
-    state = _state_file(root)
+    state = HOST_STATE
     if state.exists():
         original = json.loads(state.read_text())["ip_forward"]
         IP_FORWARD.write_text(original + "\n")
@@ -146,6 +148,7 @@ def delete_nft_tables() -> None:
             run("nft", "delete", "table", family, name)
 
 
-def ip_forward_original(root: Path) -> str | None:
-    state = _state_file(root)
-    return json.loads(state.read_text())["ip_forward"] if state.exists() else None
+def ip_forward_original() -> str | None:
+    """The value to restore, while a node (or its leftovers) holds the host."""
+    state = HOST_STATE
+    return str(json.loads(state.read_text())["ip_forward"]) if state.exists() else None

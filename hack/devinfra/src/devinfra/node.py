@@ -68,7 +68,9 @@ INGRESS_SERVICE = "traefik"
 
 def node_dirs(root: Path) -> NodeDirs:
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
-    return NodeDirs(root=root.resolve(), state=Path("/run") / f"opl-node-{digest}")
+    return NodeDirs(
+        root=root.resolve(), state=nodehost.STATE_PARENT / f"{nodehost.STATE_PREFIX}{digest}"
+    )
 
 
 def _without(args: list[str | Path], *flags: str) -> list[str | Path]:
@@ -182,7 +184,7 @@ class RealNode:
             raise RuntimeError("cannot clean the last node's leftovers:\n" + "\n".join(remaining))
         self._fresh_dirs()
         ca = CertificateAuthority.create(self.dirs.pki)
-        hostnet.setup(self.dirs.root)
+        hostnet.setup()
         self.plane = NodeControlPlane(self.rundir, ca, self.toolchain)
         self.plane.start_control_plane(timeout)
         self._start_containerd()
@@ -210,7 +212,7 @@ class RealNode:
             subprocess.run(["rm", "-rf", str(self.rundir / sub)], check=True)
         for folder in (self.dirs.cni_conf, self.dirs.cni_ipam, self.dirs.pod_logs, self.dirs.pki):
             folder.mkdir(parents=True, exist_ok=True)
-        self.dirs.state.mkdir(parents=True, exist_ok=True)
+        nodehost.record_root(self.dirs)
         # Our own cgroup parent, ready for the kubelet's QoS hierarchy under it.
         for hierarchy in nodehost.CGROUP_FS.iterdir():
             if hierarchy.name == "unified" or not hierarchy.is_dir():

@@ -23,6 +23,8 @@ from devinfra import hostnet
 from devinfra.nodeconfig import CGROUP_ROOT, NodeDirs
 
 CGROUP_FS = Path("/sys/fs/cgroup")
+STATE_PARENT = Path("/run")
+STATE_PREFIX = "opl-node-"
 NETNS_DIR = Path("/run/netns")
 
 
@@ -35,9 +37,32 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def known_dirs(dirs: NodeDirs) -> list[NodeDirs]:
+    """`dirs` and every other node's folders still on the host.
+
+    Each node records its root folder in its state folder under /run, so a node killed
+    in one folder (a test's temporary one, say) is found from a node started in another.
+    """
+    found = {dirs.state: dirs}
+    for state in STATE_PARENT.glob(STATE_PREFIX + "*"):
+        root_file = state / "root"
+        root = Path(root_file.read_text().strip()) if root_file.exists() else state
+        found.setdefault(state, NodeDirs(root=root, state=state))
+    return list(found.values())
+
+
+def record_root(dirs: NodeDirs) -> None:
+    dirs.state.mkdir(parents=True, exist_ok=True)
+    (dirs.state / "root").write_text(str(dirs.root))
+
+
+def _markers(dirs: NodeDirs) -> tuple[str, ...]:
+    return tuple(m for d in known_dirs(dirs) for m in (str(d.root) + "/", str(d.state) + "/"))
+
+
 def processes(dirs: NodeDirs) -> dict[int, str]:
-    """Processes started for the node: by our folders on their command line, or by cgroup."""
-    markers = (str(dirs.root), str(dirs.state))
+    """Processes started for a node: by our folders on their command line, or by cgroup."""
+    markers = _markers(dirs)
     found: dict[int, str] = {}
     me = os.getpid()
     for entry in Path("/proc").iterdir():
@@ -71,12 +96,11 @@ def _cgroup_tasks() -> set[int]:
 
 def mounts(dirs: NodeDirs) -> list[str]:
     """Mount points under our folders, and CNI network namespaces, deepest first."""
+    prefixes = (*_markers(dirs), str(NETNS_DIR / "cni-"))
     points: list[str] = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = line.split()[4].replace("\\040", " ")
-        if point.startswith((str(dirs.root) + "/", str(dirs.state) + "/")) or point.startswith(
-            str(NETNS_DIR / "cni-")
-        ):
+        if point.startswith(prefixes) or any(point == p.rstrip("/") for p in prefixes):
             points.append(point)
     return sorted(set(points), key=lambda p: p.count("/"), reverse=True)
 
@@ -92,11 +116,10 @@ def leftovers(dirs: NodeDirs) -> list[str]:
     for family in ("ipv4", "ipv6"):
         found += [f"{family} rule {r}" for r in hostnet.guard_rules(family)]
     found += [f"netns {p}" for p in NETNS_DIR.glob("cni-*")]
-    if dirs.state.exists():
-        found.append(f"state folder {dirs.state}")
-    original = hostnet.ip_forward_original(dirs.root)
+    found += [f"state folder {d.state}" for d in known_dirs(dirs) if d.state.exists()]
+    original = hostnet.ip_forward_original()
     if original is not None:
-        found.append(f"ip_forward changed (was {original}; host-state.json still present)")
+        found.append(f"ip_forward not restored yet (was {original}; {hostnet.HOST_STATE})")
     return found
 
 
@@ -132,6 +155,7 @@ def remove_leftovers(dirs: NodeDirs) -> list[str]:
             except OSError:
                 time.sleep(0.1)
     hostnet.delete_nft_tables()
-    hostnet.teardown(dirs.root)
-    shutil.rmtree(dirs.state, ignore_errors=True)
+    hostnet.teardown()
+    for known in known_dirs(dirs):
+        shutil.rmtree(known.state, ignore_errors=True)
     return leftovers(dirs)
