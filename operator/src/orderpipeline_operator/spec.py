@@ -79,8 +79,19 @@ class Producer(Model):
     resources: Resources = Resources()
 
 
+class Autoscaling(Model):
+    """Lag-based replica count of one consumer (see autoscaling.py for the formula)."""
+
+    enabled: bool = False
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=10, ge=1)
+    lag_per_replica: int = Field(default=1000, gt=0)
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0)
+
+
 class Fraud(Model):
     replicas: int = 1
+    autoscaling: Autoscaling = Autoscaling()
     amount_threshold: float = 300
     trusted_countries: tuple[str, ...] = ("US", "CA")
     resources: Resources = Resources()
@@ -88,6 +99,7 @@ class Fraud(Model):
 
 class Payment(Model):
     replicas: int = 1
+    autoscaling: Autoscaling = Autoscaling()
     processing_delay_ms: int = 100
     max_in_flight: int = 1000
     resources: Resources = Resources()
@@ -95,6 +107,7 @@ class Payment(Model):
 
 class Analytics(Model):
     replicas: int = 1
+    autoscaling: Autoscaling = Autoscaling()
     resources: Resources = Resources()
 
 

@@ -1,0 +1,145 @@
+"""Read the consumer groups' offsets from Kafka, with the pipeline's own connection settings.
+
+Committed offsets are asked through a Consumer of the group that never subscribes (so it
+never joins the group or disturbs its members), not through AdminClient's
+list_consumer_group_offsets: in librdkafka 2.16 that call crashes the whole process
+(SIGSEGV in rd_kafka_cgrp_op) when the coordinator answers COORDINATOR_LOAD_IN_PROGRESS,
+as a freshly started broker does (docs/reliability.md). Every call has a timeout: an
+unreachable broker costs one KafkaUnavailable after `timeout` seconds, never a hang.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from orderpipeline_operator.consumer_groups import ConsumerGroup
+from orderpipeline_operator.lag import PartitionOffsets
+from orderpipeline_operator.spec import Kafka
+
+_NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: nothing committed
+# What a broker answers while it moves leaders or loads __consumer_offsets (a fresh or
+# restarted broker): worth asking again within the same reading.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+    }
+)
+T = TypeVar("T")
+
+
+class KafkaUnavailable(Exception):
+    """The offsets could not be read; the message says why (for the status)."""
+
+
+def client_config(
+    kafka: Kafka, secret: Mapping[str, bytes] | None, ca: bytes | None
+) -> dict[str, Any]:
+    """librdkafka settings equal to the workers' (docs/contracts.md), from the spec and the
+    values of its Secrets. The CA goes in as PEM text: no file to write or clean up."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "security.protocol": kafka.security_protocol,
+        "client.id": "orderpipeline-operator-lag",
+        # Errors reach the caller as exceptions of the calls below; librdkafka's own log
+        # lines would repeat them every few seconds while a broker is away.
+        "log_level": 0,
+        "enable.auto.commit": False,
+        "socket.timeout.ms": 10_000,
+    }
+    ref = kafka.credentials_secret_ref
+    if kafka.security_protocol.startswith("SASL") and ref is not None:
+        values = secret or {}
+        conf["sasl.mechanism"] = kafka.sasl_mechanism
+        conf["sasl.username"] = values.get(ref.username_key, b"").decode()
+        conf["sasl.password"] = values.get(ref.password_key, b"").decode()
+    if ca is not None and kafka.security_protocol in ("SSL", "SASL_SSL"):
+        conf["ssl.ca.pem"] = ca.decode()
+    return conf
+
+
+def _ignore(_: KafkaError) -> None:
+    """error_cb: transient errors surface as the timeouts of the calls themselves."""
+
+
+def _why(exc: KafkaException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return f"{arg.name()}: {arg.str()}" if isinstance(arg, KafkaError) else str(arg)
+
+
+def _retrying(call: Callable[[], T], deadline: float) -> T:
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and error.code() in _TRANSIENT
+            if not transient or time.monotonic() + 0.25 > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def read_offsets(
+    config: Mapping[str, Any], groups: list[ConsumerGroup], timeout: float
+) -> dict[str, list[PartitionOffsets]]:
+    """Every partition of each group's topics: log start, log end, and the group's committed
+    offset. A missing topic has no partitions (its group's lag is 0 until it exists).
+    Transient broker answers are retried until `timeout` seconds have passed in all."""
+    deadline = time.monotonic() + timeout
+    consumers: dict[str, Consumer] = {}
+    try:
+        for group in groups:
+            consumers[group.name] = Consumer(
+                {**config, "group.id": group.group_id, "error_cb": _ignore}
+            )
+        reader = next(iter(consumers.values()))
+        topics = sorted({t for g in groups for t in g.topics})
+        metadata = reader.list_topics(timeout=timeout)
+        if not metadata.brokers:
+            raise KafkaUnavailable("no broker answered")
+        partitions = {
+            t: sorted(meta.partitions)
+            if (meta := metadata.topics.get(t)) and not meta.error
+            else []
+            for t in topics
+        }
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, numbers in partitions.items():
+            for number in numbers:
+                part = TopicPartition(topic, number)
+                marks[(topic, number)] = _retrying(
+                    functools.partial(
+                        reader.get_watermark_offsets, part, timeout=timeout, cached=False
+                    ),
+                    deadline,
+                )
+        out: dict[str, list[PartitionOffsets]] = {}
+        for group in groups:
+            wanted = [TopicPartition(t, n) for t in group.topics for n in partitions[t]]
+            consumer = consumers[group.name]
+            found = _retrying(
+                functools.partial(consumer.committed, wanted, timeout=timeout), deadline
+            )
+            out[group.name] = [
+                PartitionOffsets(
+                    tp.topic,
+                    tp.partition,
+                    *marks[(tp.topic, tp.partition)],
+                    committed=None if tp.error or tp.offset == _NO_OFFSET else tp.offset,
+                )
+                for tp in found
+            ]
+        return out
+    except KafkaException as exc:
+        raise KafkaUnavailable(_why(exc)) from exc
+    finally:
+        for consumer in consumers.values():
+            consumer.close()
