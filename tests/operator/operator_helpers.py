@@ -15,6 +15,12 @@ from devinfra.cluster import LocalCluster
 from devinfra.procs import ManagedProcess, free_port, wait_for
 
 RESYNC_SECONDS = 3
+# The lag reader's settings in the tests: a short interval, Lagging after a few readings of
+# growth, a partition stuck after STUCK_SECONDS without a commit while its consumer is
+# ready (the kwok node's pods are always ready and never consume).
+LAG_INTERVAL_SECONDS = 2
+LAGGING_AFTER_SECONDS = 4
+STUCK_SECONDS = 20
 COUCHBASE_SECRET = "couchbase-credentials"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +41,10 @@ class OperatorProcess:
             "OPERATOR_UNINSTALL_ATTEMPTS": "2",
             "OPERATOR_LIVENESS_PORT": str(self.liveness_port),
             "OPERATOR_METRICS_PORT": str(self.metrics_port),
+            "OPERATOR_LAG_INTERVAL_SECONDS": str(LAG_INTERVAL_SECONDS),
+            "OPERATOR_KAFKA_TIMEOUT_SECONDS": "3",
+            "OPERATOR_LAGGING_AFTER_SECONDS": str(LAGGING_AFTER_SECONDS),
+            "OPERATOR_STUCK_PARTITION_SECONDS": str(STUCK_SECONDS),
         }
         self.proc = ManagedProcess(
             "orderpipeline-operator",

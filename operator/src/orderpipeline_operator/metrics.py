@@ -25,3 +25,27 @@ HELM_RUNS = Counter(
 PIPELINES_READY = Gauge(
     "orderpipeline_operator_pipelines_ready", "OrderPipelines whose Ready condition is True"
 )
+CONSUMER_LAG = Gauge(
+    "orderpipeline_operator_consumer_lag",
+    "Messages a consumer group has still to read (its topics only); absent while unknown",
+    ["namespace", "pipeline", "group"],
+)
+CONSUMER_REPLICAS_DESIRED = Gauge(
+    "orderpipeline_operator_consumer_replicas_desired",
+    "Replicas the consumer's Deployment should have (the scaler's when autoscaled)",
+    ["namespace", "pipeline", "group"],
+)
+CONSUMER_REPLICAS_READY = Gauge(
+    "orderpipeline_operator_consumer_replicas_ready",
+    "Ready replicas of the consumer's Deployment",
+    ["namespace", "pipeline", "group"],
+)
+SCALINGS = Counter(
+    "orderpipeline_operator_scalings_total",
+    "Replica changes made by the lag-based autoscaler",
+    ["direction"],
+)
+LAG_READS = Counter(
+    "orderpipeline_operator_lag_reads_total", "Readings of the consumer offsets", ["result"]
+)
+PER_CONSUMER = (CONSUMER_LAG, CONSUMER_REPLICAS_DESIRED, CONSUMER_REPLICAS_READY)

@@ -7,7 +7,9 @@ own handlers with the ones triggered by its Deployments.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import json
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from orderpipeline_operator.consumer_groups import consumer_groups
 from orderpipeline_operator.helm import Helm, HelmError, chart_digest
 from orderpipeline_operator.kube import Kube
 from orderpipeline_operator.manifests.checksum import (
@@ -26,17 +29,24 @@ from orderpipeline_operator.manifests.checksum import (
     fingerprint,
     secret_checksum,
 )
-from orderpipeline_operator.manifests.components import ALL_COMPONENTS, SecretKey, components
+from orderpipeline_operator.manifests.components import (
+    ALL_COMPONENTS,
+    Component,
+    SecretKey,
+    components,
+)
 from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
 from orderpipeline_operator.manifests.labels import deployment_name, release_name
 from orderpipeline_operator.manifests.webapp_values import values_checksum, webapp_values
 from orderpipeline_operator.metrics import (
+    PER_CONSUMER,
     PIPELINES_READY,
     RECONCILE_ERRORS,
     RECONCILE_SECONDS,
     RECONCILES,
 )
+from orderpipeline_operator.scaler import LiveStore, PipelineMemory, replicas_for
 from orderpipeline_operator.settings import Settings
 from orderpipeline_operator.spec import PipelineSpec, parse_spec
 from orderpipeline_operator.status import (
@@ -66,21 +76,48 @@ class Operator:
     # uid -> the status last written: the source of truth for "did anything change".
     _written: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ready: set[str] = field(default_factory=set)
+    # The lag reader's memory (readings, the scaler's replica counts, the live status).
+    live: LiveStore = field(default_factory=LiveStore)
 
     def lock(self, uid: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(uid, threading.Lock())
 
-    def forget(self, uid: str) -> None:
+    def forget(self, uid: str, namespace: str = "", name: str = "") -> None:
         with self._locks_guard:
             self._locks.pop(uid, None)
             self._written.pop(uid, None)
             self._ready.discard(uid)
             PIPELINES_READY.set(len(self._ready))
+        self.live.forget(uid)
+        for gauge in PER_CONSUMER:
+            for group in ("fraud", "payment", "analytics"):
+                with contextlib.suppress(KeyError):  # never read: no series
+                    gauge.remove(namespace, name, group)
+
+    def remember_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """The status just written (the next "did anything change" compares with it)."""
+        self._written[body["metadata"]["uid"]] = copy.deepcopy(dict(status))
+
+    def memory(self, body: Mapping[str, Any]) -> PipelineMemory:
+        return self.live.memory(body["metadata"]["uid"], self.last_status(body))
 
     def last_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         uid = body["metadata"]["uid"]
         return self._written.get(uid) or dict(body.get("status") or {})
+
+
+def scaled_components(op: Operator, body: Mapping[str, Any], spec: PipelineSpec) -> list[Component]:
+    """The spec's workers with the replica count each gets now (the scaler's when a
+    consumer is autoscaled: the operator owns it, and a hand edit is drift)."""
+    memory = op.memory(body)
+    groups = {g.name: g for g in consumer_groups(spec)}
+    return [
+        dataclasses.replace(c, replicas=replicas_for(memory, groups[c.name]))
+        if c.name in groups
+        else c
+        for c in components(spec)
+    ]
 
 
 def secret_fingerprints(
@@ -123,7 +160,7 @@ def apply_workers(
 ) -> dict[str, WorkerState]:
     """ConfigMap, then the Deployments (so a rolled pod sees the new settings)."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    wanted = components(spec)
+    wanted = scaled_components(op, body, spec)
     config = config_data(spec)
     op.kube.apply(_owned(configmap(name, spec), body))
     workers: dict[str, WorkerState] = {}
@@ -134,7 +171,7 @@ def apply_workers(
         workers[comp.name] = worker_state(manifest["metadata"]["name"], comp.replicas, applied)
     for unwanted in set(ALL_COMPONENTS) - {c.name for c in wanted}:
         if op.kube.delete_deployment(namespace, deployment_name(name, unwanted)):
-            _event(body, "info", reason="Deleted", message=f"Deleted the {unwanted} Deployment")
+            post_event(body, "info", reason="Deleted", message=f"Deleted the {unwanted} Deployment")
     return workers
 
 
@@ -144,7 +181,7 @@ def observe_workers(
     """Read-only view of the Deployments (for a suspended pipeline)."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     out = {}
-    for comp in components(spec):
+    for comp in scaled_components(op, body, spec):
         dep_name = deployment_name(name, comp.name)
         out[comp.name] = worker_state(
             dep_name, comp.replicas, op.kube.get_deployment(namespace, dep_name)
@@ -175,7 +212,7 @@ def ensure_webapp(
     if not spec.webapp.enabled:
         if current is not None:
             op.helm.uninstall(release, namespace)
-            _event(body, "info", reason="Uninstalled", message=f"Uninstalled release {release}")
+            post_event(body, "info", reason="Uninstalled", message=f"Uninstalled release {release}")
         return WebappState(enabled=False, release=release), None
     chart = op.settings.webapp_chart
     ref = spec.couchbase.credentials_secret_ref
@@ -211,7 +248,7 @@ def ensure_webapp(
         )
         return state, f"helm upgrade of release {release} failed: {exc}{undone}"
     verb = "Installed" if current is None else "Upgraded"
-    _event(
+    post_event(
         body, "info", reason=verb, message=f"{verb} release {release} (revision {result.revision})"
     )
     rolled_out = release_rolled_out(op.kube.list_deployments(namespace, _release_selector(release)))
@@ -255,7 +292,7 @@ def _undo_stuck_rollout(
     except (HelmError, FileNotFoundError) as exc:
         return state, f"{message}; rollback failed: {exc}"
     after = op.kube.helm_release(namespace, state.release)
-    _event(body, "warn", reason="RolledBack", message=f"{message}: rolled back")
+    post_event(body, "warn", reason="RolledBack", message=f"{message}: rolled back")
     rolled_back = WebappState(
         True, state.release, after[0] if after else 0, after[1] if after else "absent", "",
         rolled_out=False,
@@ -294,15 +331,19 @@ def write_status(
     meta = body["metadata"]
     previous = op.last_status(body)
     observed = int(meta.get("generation", 1)) if generation is None else generation
-    status = build_status(observed, workers, webapp, error, spec.suspend, previous)
+    memory = op.memory(body)
+    status = build_status(
+        observed, workers, webapp, error, spec.suspend, previous,
+        consumers=memory.entries, lagging=memory.lagging,
+    )  # fmt: skip
     if status_changed(previous, status):
         op.kube.patch_status(meta["namespace"], meta["name"], status)
-        op._written[meta["uid"]] = copy.deepcopy(status)
+        op.remember_status(body, status)
         was, now = is_ready(previous), is_ready(status)
         if now and not was:
-            _event(body, "info", reason="Ready", message="All workers and the webapp are ready")
+            post_event(body, "info", reason="Ready", message="All workers and the webapp are ready")
         elif was and not now:
-            _event(body, "warn", reason="NotReady", message=status["conditions"][0]["message"])
+            post_event(body, "warn", reason="NotReady", message=status["conditions"][0]["message"])
     else:
         op._written.setdefault(meta["uid"], copy.deepcopy(status))
     if is_ready(status):
@@ -344,7 +385,7 @@ def reconcile(op: Operator, body: Mapping[str, Any], trigger: str) -> dict[str, 
     RECONCILE_SECONDS.observe(time.monotonic() - started)
     RECONCILES.labels(trigger=trigger, result="error" if error else "ok").inc()
     if error:
-        _event(body, "warn", reason="ReconcileFailed", message=error[:1000])
+        post_event(body, "warn", reason="ReconcileFailed", message=error[:1000])
         raise ReconcileError(error)
     return status
 
@@ -367,7 +408,7 @@ def refresh_status(
                 comp.replicas,
                 deployments.get(comp.name),
             )
-            for comp in components(spec)
+            for comp in scaled_components(op, body, spec)
         }
         web = previous.get("webapp") or {}
         webapp = WebappState(
@@ -385,10 +426,17 @@ def refresh_status(
         write_status(op, body, spec, workers, webapp, error, generation=observed)
 
 
-def _event(body: Mapping[str, Any], kind: str, *, reason: str, message: str) -> None:
-    """A Kubernetes Event on the pipeline (kopf posts it; never fails the reconcile)."""
-    post = kopf.info if kind == "info" else kopf.warn
-    post(kopf.Body(dict(body)), reason=reason, message=message)  # type: ignore[arg-type]
+def post_event(body: Mapping[str, Any], kind: str, *, reason: str, message: str) -> None:
+    """A Kubernetes Event on the pipeline (kopf posts it; never fails the reconcile).
+
+    kopf.event, not kopf.info: kopf.info drops the Event when the posting level is above
+    INFO, and the level is WARNING so that kopf's own log lines do not become Events."""
+    kopf.event(
+        kopf.Body(dict(body)),  # type: ignore[arg-type]
+        type="Normal" if kind == "info" else "Warning",
+        reason=reason,
+        message=message,
+    )
 
 
 def _api_message(exc: ApiException) -> str:

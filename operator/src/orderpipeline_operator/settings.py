@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     # How often every pipeline is compared with its children (drift, Secret changes).
     resync_seconds: float = Field(default=30.0, gt=0)
 
+    # Consumer lag: how often each pipeline's groups are read from Kafka (status, scaling),
+    # how long one reading may wait for Kafka, how long a lag must grow before the Lagging
+    # condition says so, and how long a partition's committed offset must stand still
+    # while its consumer runs before it counts as stuck.
+    lag_interval_seconds: float = Field(default=15.0, gt=0)
+    kafka_timeout_seconds: float = Field(default=5.0, gt=0)
+    lagging_after_seconds: float = Field(default=60.0, ge=0)
+    stuck_partition_seconds: float = Field(default=300.0, gt=0)
+
     peering_name: str = "orderpipeline-operator"
     standalone: bool = False
     liveness_port: int = 8080

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from orderpipeline_operator.live_status import total_lag
+
 
 @dataclass(frozen=True)
 class WorkerState:
@@ -133,7 +135,7 @@ def conditions(
     return [ready_c, progressing, degraded]
 
 
-def _keep_transition_times(
+def keep_transition_times(
     new: list[dict[str, Any]], old: list[Mapping[str, Any]], now: str
 ) -> list[dict[str, Any]]:
     previous = {c.get("type"): c for c in old}
@@ -161,12 +163,22 @@ def build_status(
     suspended: bool,
     previous: Mapping[str, Any],
     now: datetime | None = None,
+    consumers: Mapping[str, Any] | None = None,
+    lagging: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`consumers` and `lagging`: the live part as the lag reader last wrote it
+    (live_status.py), carried unchanged so that a reconcile does not drop it."""
+    stamp = timestamp(now)
     conds = conditions(generation, workers, webapp, error, suspended)
+    live = {"consumers": dict(consumers)} if consumers else {}
     return {
+        **live,
         "observedGeneration": generation,
-        "conditions": _keep_transition_times(conds, previous.get("conditions") or [], stamp),
+        "conditions": keep_transition_times(
+            [*conds, *([dict(lagging)] if lagging else [])],
+            previous.get("conditions") or [],
+            stamp,
+        ),
         "components": {
             name: {
                 "deployment": w.deployment,
@@ -180,6 +192,7 @@ def build_status(
         "summary": {
             "producer": _count(workers, ("producer",)),
             "consumers": _count(workers, ("fraud", "payment", "analytics")),
+            **({"lag": total_lag(consumers)} if consumers else {}),
         },
         "webapp": {
             "releaseName": webapp.release,
@@ -189,6 +202,10 @@ def build_status(
         },
         "lastError": error or "",
     }
+
+
+def timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

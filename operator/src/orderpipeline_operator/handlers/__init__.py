@@ -1,5 +1,5 @@
 """kopf handlers; importing this package registers them."""
 
-from orderpipeline_operator.handlers import deployments, pipelines, startup
+from orderpipeline_operator.handlers import deployments, lag, pipelines, startup
 
-__all__ = ["deployments", "pipelines", "startup"]
+__all__ = ["deployments", "lag", "pipelines", "startup"]

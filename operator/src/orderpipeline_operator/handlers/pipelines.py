@@ -83,4 +83,4 @@ def delete_pipeline(
             message=f"Gave up uninstalling release {release} after {retry + 1} attempts: {exc}",
         )  # fmt: skip
     finally:
-        operator.forget(body["metadata"]["uid"])
+        operator.forget(body["metadata"]["uid"], namespace or "", name)

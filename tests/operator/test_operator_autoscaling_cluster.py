@@ -1,0 +1,354 @@
+"""Live status and lag-based autoscaling with the real Kafka broker, the real local cluster and
+the operator as a subprocess. The kwok node's pods are Ready but consume nothing, so a
+backlog stays until a real consumer process of the group (`orderpipeline fraud`) reads it."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from devinfra.cluster import LocalCluster
+from devinfra.kafka import KafkaBroker
+from devinfra.procs import ManagedProcess, free_port
+from operator_helpers import (
+    LAG_INTERVAL_SECONDS,
+    LAGGING_AFTER_SECONDS,
+    ROOT,
+    STUCK_SECONDS,
+    OperatorProcess,
+    apply,
+    eventually,
+    get,
+    pipeline,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
+
+PARTITIONS = 3
+SCALED = "Scaled"
+# One interval for the reading, one for a reading that started just before the change,
+# and the Deployment write: "within one status interval" on a loaded 2-core machine.
+WITHIN_ONE_INTERVAL = 2 * LAG_INTERVAL_SECONDS + 4
+
+
+class Topics:
+    """Five topics of this test only (the groups' committed offsets are per topic)."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.broker = broker
+        self.names = {
+            "orders": f"orders-{suffix}",
+            "fraudAlerts": f"alerts-{suffix}",
+            "payments": f"payments-{suffix}",
+            "analytics": f"analytics-{suffix}",
+            "deadLetter": f"dlq-{suffix}",
+        }
+        broker.create_topics(list(self.names.values()), partitions=PARTITIONS)
+
+    @property
+    def orders(self) -> str:
+        return self.names["orders"]
+
+    def produce(self, topic: str, count: int, partition: int | None = None) -> None:
+        producer = Producer(self.broker.client_config())
+        for i in range(count):
+            if partition is None:
+                producer.produce(topic, key=str(i), value=b"{}")
+            else:
+                producer.produce(topic, key=str(i), value=b"{}", partition=partition)
+        assert producer.flush(30) == 0
+
+
+@pytest.fixture
+def topics(kafka: KafkaBroker) -> Topics:
+    return Topics(kafka)
+
+
+def lag_pipeline(name: str, topics: Topics, **spec: Any) -> dict[str, Any]:
+    """A pipeline on the real broker; no producer and no webapp (they do not change lag)."""
+    spec.setdefault("producer", {"enabled": False})
+    spec.setdefault("webapp", {"enabled": False})
+    kafka = {"bootstrapServers": topics.broker.bootstrap_servers, "topics": topics.names}
+    return pipeline(name, kafka=kafka, **spec)
+
+
+def autoscaled(**policy: int) -> dict[str, Any]:
+    return {"autoscaling": {"enabled": True, **policy}}
+
+
+def status(k8s: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = get(k8s, namespace, "opl", name).get("status") or {}
+    return found
+
+
+def consumer(k8s: LocalCluster, namespace: str, name: str, group: str) -> dict[str, Any]:
+    found: dict[str, Any] = (status(k8s, namespace, name).get("consumers") or {}).get(group) or {}
+    return found
+
+
+def condition(k8s: LocalCluster, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    for cond in status(k8s, namespace, name).get("conditions") or []:
+        if cond["type"] == kind:
+            found: dict[str, Any] = cond
+            return found
+    return {}
+
+
+def replicas(k8s: LocalCluster, namespace: str, deployment: str) -> int:
+    dep = get(k8s, namespace, "deploy", deployment)
+    return int(dep["spec"]["replicas"])
+
+
+def events(k8s: LocalCluster, namespace: str, reason: str) -> list[str]:
+    items = get(k8s, namespace, "events", "--field-selector", f"reason={reason}")["items"]
+    return [str(e.get("message") or e.get("note") or "") for e in items]
+
+
+@pytest.fixture
+def fraud_process(kafka: KafkaBroker, topics: Topics, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A real `orderpipeline fraud` of fraud-group on this test's topics, started by the test."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **kafka.service_env(),
+        "ORDERS_TOPIC": topics.orders,
+        "FRAUD_ALERTS_TOPIC": topics.names["fraudAlerts"],
+        "DEAD_LETTER_TOPIC": topics.names["deadLetter"],
+        "HEALTH_PORT": str(free_port()),
+        "ORDERPIPELINE_SECRETS_DIR": str(tmp_path / "no-secrets"),
+    }
+    proc = ManagedProcess(
+        "fraud",
+        [ROOT / ".venv" / "bin" / "orderpipeline", "fraud"],
+        log_path=tmp_path / "fraud.log",
+        env=env,
+    )
+    yield proc
+    proc.stop()
+
+
+def test_status_shows_each_groups_lag_partitions_and_ready_replicas(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    topics.produce(topics.orders, 120)
+    topics.produce(topics.names["payments"], 30)
+    topics.produce(topics.names["fraudAlerts"], 999)  # no group of the pipeline reads it
+    apply(k8s, namespace, lag_pipeline("live", topics))
+
+    def reported() -> bool:
+        return consumer(k8s, namespace, "live", "analytics").get("lag") == 150
+
+    eventually(reported, timeout=60, what="analytics lag 150 in the status")
+    fraud = consumer(k8s, namespace, "live", "fraud")
+    assert (fraud["group"], fraud["topics"], fraud["lag"]) == ("fraud-group", [topics.orders], 120)
+    assert (fraud["partitions"], fraud["stuckPartitions"], fraud["autoscaling"]) == (3, [], False)
+    eventually(
+        lambda: consumer(k8s, namespace, "live", "payment").get("readyReplicas") == 1,
+        timeout=60, what="payment readyReplicas 1",
+    )  # fmt: skip
+    assert consumer(k8s, namespace, "live", "analytics")["partitions"] == 6
+    assert status(k8s, namespace, "live")["summary"]["lag"] == "390"
+    printed = k8s.kubectl("-n", namespace, "get", "opl", "live").stdout.split("\n")[1].split()
+    assert printed[4] == "390"
+    assert condition(k8s, namespace, "live", "Lagging")["status"] == "False"
+    metrics = operator.metrics()
+    line = (
+        f'orderpipeline_operator_consumer_lag{{group="fraud",namespace="{namespace}",'
+        f'pipeline="live"}} 120.0'
+    )
+    assert line in metrics
+
+
+def test_growing_lag_sets_lagging(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    apply(k8s, namespace, lag_pipeline("grow", topics))
+    eventually(
+        lambda: consumer(k8s, namespace, "grow", "fraud").get("lag") == 0,
+        timeout=60, what="first reading",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while condition(k8s, namespace, "grow", "Lagging").get("status") != "True":
+        assert time.monotonic() < deadline, "Lagging never became True while lag grew"
+        topics.produce(topics.orders, 50)
+        time.sleep(LAG_INTERVAL_SECONDS / 2)
+    cond = condition(k8s, namespace, "grow", "Lagging")
+    assert cond["reason"] == "LagGrowing"
+    assert f"growing for over {LAGGING_AFTER_SECONDS}s" in cond["message"]
+
+
+def test_backlog_scales_up_within_one_interval_capped_by_the_partitions(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    spec = lag_pipeline(
+        "burst", topics, fraud=autoscaled(minReplicas=1, maxReplicas=10, lagPerReplica=100)
+    )
+    apply(k8s, namespace, spec)
+    eventually(
+        lambda: consumer(k8s, namespace, "burst", "fraud").get("lag") == 0,
+        timeout=60, what="first reading",
+    )  # fmt: skip
+    assert replicas(k8s, namespace, "burst-fraud") == 1
+
+    topics.produce(topics.orders, 150)
+    started = time.monotonic()
+    eventually(
+        lambda: replicas(k8s, namespace, "burst-fraud") == 2,
+        timeout=WITHIN_ONE_INTERVAL, what="fraud scaled to ceil(150/100) = 2",
+    )  # fmt: skip
+    scaled_after = time.monotonic() - started
+    # The reading may have caught the producer half-way: a lag above 100, up to 150.
+    said = re.compile(r"Scaled fraud up from 1 to 2 replicas: lag 1[0-5]\d \(lagPerReplica 100\)")
+    eventually(
+        lambda: any(said.match(m) for m in events(k8s, namespace, SCALED)),
+        timeout=10, what=f"a Scaled Event with the lag, in {events(k8s, namespace, SCALED)}",
+    )  # fmt: skip
+
+    topics.produce(topics.orders, 850)  # lag 1000: 10 wanted, 3 partitions
+    eventually(
+        lambda: replicas(k8s, namespace, "burst-fraud") == 3,
+        timeout=WITHIN_ONE_INTERVAL, what="fraud scaled to the 3 partitions",
+    )  # fmt: skip
+    time.sleep(2 * LAG_INTERVAL_SECONDS)
+    assert replicas(k8s, namespace, "burst-fraud") == 3
+    assert replicas(k8s, namespace, "burst-payment") == 1  # not autoscaled: spec.replicas
+    message = condition(k8s, namespace, "burst", "Lagging")["message"]
+    assert "maxReplicas 10 is above the 3 partitions" in message
+    print(f"scale-up after the backlog appeared: {scaled_after:.1f} s")
+
+
+def test_consumed_backlog_scales_down_only_after_the_window(
+    k8s: LocalCluster,
+    operator: OperatorProcess,
+    namespace: str,
+    topics: Topics,
+    fraud_process: ManagedProcess,
+) -> None:
+    window = 12
+    fraud = autoscaled(
+        minReplicas=1, maxReplicas=3, lagPerReplica=100, scaleDownStabilizationSeconds=window
+    )
+    topics.produce(topics.orders, 300)
+    apply(k8s, namespace, lag_pipeline("drain", topics, fraud=fraud))
+    eventually(
+        lambda: replicas(k8s, namespace, "drain-fraud") == 3,
+        timeout=60, what="fraud scaled up to 3 for the backlog",
+    )  # fmt: skip
+    fraud_process.start()
+    eventually(
+        lambda: consumer(k8s, namespace, "drain", "fraud").get("lag") == 0,
+        timeout=90, what="the real fraud consumer drained the backlog",
+    )  # fmt: skip
+    drained = time.monotonic()
+    # The last reading that still saw the backlog was at most one interval before.
+    hold_until = drained + window - LAG_INTERVAL_SECONDS - 1
+    while time.monotonic() < hold_until:
+        assert replicas(k8s, namespace, "drain-fraud") == 3, "scaled down inside the window"
+        time.sleep(0.5)
+    eventually(
+        lambda: replicas(k8s, namespace, "drain-fraud") == 1,
+        timeout=window + WITHIN_ONE_INTERVAL, what="fraud scaled down to minReplicas",
+    )  # fmt: skip
+    said = "Scaled fraud down from 3 to 1 replicas: lag 0"
+    eventually(
+        lambda: any(m.startswith(said) for m in events(k8s, namespace, SCALED)),
+        timeout=10, what=f"a Scaled Event for the scale-down in {events(k8s, namespace, SCALED)}",
+    )  # fmt: skip
+
+
+def test_scales_to_zero_without_lag_and_from_zero_when_lag_appears(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    fraud = autoscaled(
+        minReplicas=0, maxReplicas=3, lagPerReplica=100, scaleDownStabilizationSeconds=0
+    )
+    apply(k8s, namespace, lag_pipeline("zero", topics, fraud=fraud))
+    eventually(
+        lambda: consumer(k8s, namespace, "zero", "fraud").get("lag") == 0,
+        timeout=60, what="first reading",
+    )  # fmt: skip
+    assert replicas(k8s, namespace, "zero-fraud") == 0
+    topics.produce(topics.orders, 5)
+    eventually(
+        lambda: replicas(k8s, namespace, "zero-fraud") == 1,
+        timeout=WITHIN_ONE_INTERVAL, what="fraud back to 1 replica as soon as lag appears",
+    )  # fmt: skip
+
+
+def test_hand_scaled_autoscaled_consumer_is_reverted(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    apply(k8s, namespace, lag_pipeline("owned", topics, payment=autoscaled(minReplicas=2)))
+    eventually(
+        lambda: replicas(k8s, namespace, "owned-payment") == 2,
+        timeout=60, what="payment at minReplicas",
+    )  # fmt: skip
+    k8s.kubectl("-n", namespace, "scale", "deploy", "owned-payment", "--replicas=7")
+    eventually(
+        lambda: replicas(k8s, namespace, "owned-payment") == 2,
+        timeout=30, what="hand-scaled payment reverted to the scaler's count",
+    )  # fmt: skip
+
+
+def test_stuck_partition_is_reported_and_adds_no_replicas(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    """kwok's fraud pod is Ready and never commits: partition 0's lag stands still."""
+    fraud = autoscaled(
+        minReplicas=1, maxReplicas=3, lagPerReplica=10, scaleDownStabilizationSeconds=0
+    )
+    topics.produce(topics.orders, 100, partition=0)
+    apply(k8s, namespace, lag_pipeline("stuck", topics, fraud=fraud))
+    eventually(
+        lambda: consumer(k8s, namespace, "stuck", "fraud").get("lag") == 100,
+        timeout=60, what="first reading",
+    )  # fmt: skip
+
+    def reported() -> bool:
+        return consumer(k8s, namespace, "stuck", "fraud").get("stuckPartitions") == [
+            f"{topics.orders}/0"
+        ]
+
+    eventually(reported, timeout=STUCK_SECONDS + 30, what="partition 0 reported stuck")
+    assert condition(k8s, namespace, "stuck", "Lagging")["reason"] == "PartitionStuck"
+    eventually(
+        lambda: replicas(k8s, namespace, "stuck-fraud") == 1,
+        timeout=WITHIN_ONE_INTERVAL, what="no replicas for a stuck partition's lag",
+    )  # fmt: skip
+
+
+def test_kafka_unreachable_makes_lag_unknown_and_scales_nothing(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    spec = pipeline(
+        "dark",
+        kafka={"bootstrapServers": closed},
+        producer={"enabled": False},
+        webapp={"enabled": False},
+        fraud=autoscaled(minReplicas=2, maxReplicas=5, lagPerReplica=1),
+    )
+    apply(k8s, namespace, spec)
+
+    def unknown() -> bool:
+        return condition(k8s, namespace, "dark", "Lagging").get("status") == "Unknown"
+
+    eventually(unknown, timeout=60, what="Lagging=Unknown")
+    cond = condition(k8s, namespace, "dark", "Lagging")
+    assert cond["reason"] == "KafkaUnreachable"
+    assert closed in cond["message"]
+    assert consumer(k8s, namespace, "dark", "fraud")["lag"] == "unknown"
+    assert status(k8s, namespace, "dark")["summary"]["lag"] == "unknown"
+    # Everything else goes on: the pipeline is Ready, nothing scaled, the operator is alive.
+    k8s.kubectl("-n", namespace, "wait", "opl/dark", "--for=condition=Ready", "--timeout=60s")
+    time.sleep(3 * LAG_INTERVAL_SECONDS)
+    assert replicas(k8s, namespace, "dark-fraud") == 2
+    assert events(k8s, namespace, SCALED) == []
+    assert operator.alive()
+    operator.proc.ensure_running()
