@@ -61,7 +61,9 @@ def _counted(store: Any, topic: str) -> int:
     return sum(agg.orders for pid, agg in aggregates.items() if pid.topic == topic)
 
 
-def run_ours(env: BenchEnv, count: int, max_seconds: float) -> tuple[float, float]:
+def run_ours(
+    env: BenchEnv, count: int, max_seconds: float, transactions: bool = True
+) -> tuple[float, float]:
     """(orders/s, peak RSS MB) of `orderpipeline analytics` over `count` stored orders."""
     from orderpipeline.analytics.store import AnalyticsStore
 
@@ -77,6 +79,7 @@ def run_ours(env: BenchEnv, count: int, max_seconds: float) -> tuple[float, floa
         ANALYTICS_TOPIC=topics["analytics"],
         DEAD_LETTER_TOPIC=topics["dlq"],
         ANALYTICS_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}",
+        KAFKA_TRANSACTIONS="true" if transactions else "false",
         **cluster.service_env(),
     )
     with log.open("wb") as out:
@@ -149,6 +152,7 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
     runs = 1 if quick else 3
     count = 20_000 if quick else 60_000
     ours: list[float] = []
+    without: list[float] = []
     peaks: list[float] = []
     baseline: list[float] = []
     ceiling: list[float] = []
@@ -157,10 +161,12 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
         rate, peak = run_ours(env, count, max_seconds=120)
         ours.append(rate)
         peaks.append(peak)
+        without.append(run_ours(env, count, max_seconds=120, transactions=False)[0])
         # The baseline is slower: fewer orders, measured the same way.
         baseline.append(run_baseline(env, count // 5, max_seconds=30))
         print(
-            f"  analytics {rate:,.0f} orders/s ({peak:.0f} MB), baseline {baseline[-1]:,.0f},"
+            f"  analytics {rate:,.0f} orders/s ({peak:.0f} MB), without transactions"
+            f" {without[-1]:,.0f}, baseline {baseline[-1]:,.0f},"
             f" gocaves insert_multi alone {ceiling[-1]:,.0f} docs/s"
         )
     return [
@@ -171,6 +177,14 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
             baseline,
             ">= 10x baseline",
             lambda value, base: base is not None and value >= 10 * base,
+        ),
+        summarize(
+            "analytics orders/s, KAFKA_TRANSACTIONS=false (baseline column: with transactions)",
+            "orders/s",
+            without,
+            ours,
+            "transactions within 10% of this (issue 11)",
+            lambda value, with_txn: with_txn is not None and with_txn >= 0.9 * value,
         ),
         summarize(
             "reference: gocaves insert_multi alone (1 thread, batches of 2000)",

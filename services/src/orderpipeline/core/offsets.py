@@ -17,16 +17,17 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """An output held back until its batch's offsets are committed (transactional mode)."""
+class Output(NamedTuple):
+    """An output held back until its batch's offsets are committed (transactional mode).
+
+    A NamedTuple: one is built per output on the hot path, and a tuple is the cheapest."""
 
     topic: str
     key: bytes | None

@@ -34,7 +34,7 @@ from orderpipeline.core.kafka import (
     transactional_config,
 )
 from orderpipeline.core.logging import get_logger
-from orderpipeline.core.offsets import Batch, OffsetTracker, Output
+from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
 from orderpipeline.core.transactions import (
@@ -119,6 +119,7 @@ class ConsumerWorker:
         self._txn_offsets: dict[tuple[str, int], int] = {}
         self._txn_batches: list[Batch] = []
         self._txn_messages = 0
+        self._counters: dict[str, DeliveryCallback] = {}
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -127,11 +128,9 @@ class ConsumerWorker:
         offset kept until the delivery report."""
         produced = self.ctx.metrics.produced
         if self.transactional:
-
-            def counted(err: KafkaError | None, _msg: Message) -> None:
-                if err is None:
-                    produced(topic)
-
+            counted = self._counters.get(topic)
+            if counted is None:
+                counted = self._counters[topic] = self._counter(topic)
             batch.outputs.append(Output(topic, key.encode(), value, counted))
             return
         tracker = self.tracker
@@ -143,6 +142,17 @@ class ConsumerWorker:
 
         batch.add()
         self._produce(Output(topic, key.encode(), value, delivered))
+
+    def _counter(self, topic: str) -> DeliveryCallback:
+        """The delivery callback of a transactional output: count it (the transaction's
+        commit, not this callback, decides whether it counts for readers)."""
+        produced = self.ctx.metrics.produced
+
+        def counted(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                produced(topic)
+
+        return counted
 
     def _produce(self, output: Output) -> None:
         while True:
