@@ -22,6 +22,7 @@ from devinfra.journey import HOST, OPERATOR_NAMESPACE, PIPELINE, Journey
 from devinfra.node import RealNode
 from devinfra.nodeconfig import DNS_SERVICE_IP, NODE_IP
 from devinfra.procs import wait_for
+from devinfra.toolchain import Toolchain
 from orderpipeline.core.order import new_order_id
 from playwright.sync_api import Browser, Page, expect
 
@@ -55,10 +56,13 @@ def journey(real_node: RealNode) -> Journey:
 
 
 @pytest.fixture
-def node_page(browser: Browser) -> Iterator[Page]:
-    """Chromium resolving orders.local to the ingress address, as a hosts-file line would."""
+def node_page(browser: Browser, toolchain: Toolchain) -> Iterator[Page]:
+    """Chromium resolving orders.local to the ingress address, as a hosts-file line would.
+
+    A second browser from the session's Playwright: the resolver rule is a launch flag.
+    """
     chromium = browser.browser_type.launch(
-        executable_path=browser.browser_type.executable_path,
+        executable_path=str(toolchain.chromium),
         args=[*CHROMIUM_ARGS, *host_resolver_args(HOST, NODE_IP)],
     )
     page = chromium.new_page()
