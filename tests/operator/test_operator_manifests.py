@@ -14,8 +14,9 @@ from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
 from orderpipeline_operator.manifests.labels import CHECKSUM_ANNOTATION
 from orderpipeline_operator.manifests.webapp_values import values_checksum, webapp_values
-from orderpipeline_operator.reconcile import Operator, secret_fingerprints
+from orderpipeline_operator.runtime import Operator
 from orderpipeline_operator.spec import PipelineSpec, parse_spec
+from orderpipeline_operator.workers import secret_fingerprints
 
 MINIMAL: dict[str, Any] = {
     "kafka": {"bootstrapServers": "kafka:9092"},

@@ -35,6 +35,7 @@ class HelmError(Exception):
 class Release:
     revision: int
     state: str  # deployed, failed, pending-install, pending-upgrade, ...
+    modified_at: int = 0  # unix time of the revision's last change (0: not known)
 
 
 def chart_digest(chart: Path) -> str:

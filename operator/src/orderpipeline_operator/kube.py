@@ -15,7 +15,12 @@ from urllib.parse import quote, urlencode
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-GROUP, VERSION, PLURAL = "orderpipeline.io", "v1alpha1", "orderpipelines"
+from orderpipeline_operator.helm import Release
+from orderpipeline_operator.manifests.labels import GROUP
+
+__all__ = ["GROUP", "PLURAL", "VERSION", "Kube", "load_config"]
+
+VERSION, PLURAL = "v1alpha1", "orderpipelines"
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
 # Only the metadata of Helm's release Secrets: their labels say revision and state, and
@@ -125,8 +130,8 @@ class Kube:
         data = {k: base64.b64decode(v) for k, v in (raw.get("data") or {}).items()}
         return str(raw["metadata"]["uid"]), data
 
-    def helm_release(self, namespace: str, release: str) -> tuple[int, str, int] | None:
-        """(revision, state, modifiedAt unix time) of a release's newest revision, or None."""
+    def helm_release(self, namespace: str, release: str) -> Release | None:
+        """A release's newest revision (from the labels of helm's release Secrets), or None."""
         resp = self._call(
             "GET",
             _path("/api/v1/namespaces/{ns}/secrets", ns=namespace),
@@ -134,20 +139,11 @@ class Kube:
             accept=_METADATA_ONLY,
         )
         revisions = [
-            (int(labels["version"]), labels["status"], int(labels.get("modifiedAt") or 0))
+            Release(int(labels["version"]), labels["status"], int(labels.get("modifiedAt") or 0))
             for item in resp.get("items") or []
             if "version" in (labels := item["metadata"].get("labels") or {})
         ]
-        return max(revisions) if revisions else None
-
-    def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get_or_none(
-            _path(
-                f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}/{{name}}",
-                ns=namespace,
-                name=name,
-            )
-        )
+        return max(revisions, key=lambda r: r.revision) if revisions else None
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = _path(

@@ -8,6 +8,7 @@ scaled; everything else the operator does goes on.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,10 +31,10 @@ from orderpipeline_operator.metrics import (
     CONSUMER_REPLICAS_READY,
     LAG_READS,
 )
-from orderpipeline_operator.reconcile import Operator
+from orderpipeline_operator.runtime import Operator
 from orderpipeline_operator.scaler import PipelineMemory, Scaling, replicas_for, scale
 from orderpipeline_operator.spec import PipelineSpec, parse_spec
-from orderpipeline_operator.status import keep_transition_times, timestamp
+from orderpipeline_operator.status import is_ready, keep_transition_times, timestamp
 
 _COMPONENT = "app.kubernetes.io/component"
 
@@ -107,7 +108,8 @@ def observe_lag(op: Operator, body: Mapping[str, Any]) -> list[Scaling]:
                     if change is not None:
                         scalings.append(change)
             else:
-                CONSUMER_LAG.labels(*labels).set(float("nan"))
+                with contextlib.suppress(KeyError):  # unknown: no sample, not a stale one
+                    CONSUMER_LAG.remove(*labels)
             replicas = replicas_for(memory, group)
             CONSUMER_REPLICAS_DESIRED.labels(*labels).set(replicas)
             CONSUMER_REPLICAS_READY.labels(*labels).set(ready.get(group.name, 0))
@@ -130,7 +132,7 @@ def _write(
 ) -> None:
     """Patch status.consumers, summary.lag and the Lagging condition when they changed
     meaningfully (live_status.consumers_changed); the rest of the status is left alone."""
-    previous = op.last_status(body)
+    previous = op.statuses.last(body)
     entries = {v.group.name: consumer_entry(v) for v in views}
     generation = int(previous.get("observedGeneration", 0))
     lagging = lagging_condition(views, error, op.settings.lagging_after_seconds, generation)
@@ -156,6 +158,5 @@ def _write(
     )
     memory.entries = entries
     memory.lagging = next(c for c in conditions if c["type"] == LAGGING)
-    op.remember_status(
-        body, {**previous, "consumers": entries, "summary": summary, "conditions": conditions}
-    )
+    written = {**previous, "consumers": entries, "summary": summary, "conditions": conditions}
+    op.statuses.remember(body, written, ready=is_ready(written))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -156,6 +156,21 @@ class PipelineSpec(Model):
     webapp: Webapp = Webapp()
 
 
+class InvalidSpec(ValueError):
+    """The API server admitted a spec these models reject (a CRD older or looser than the
+    operator). Retrying cannot help: only a changed spec (or CRD) can."""
+
+
 def parse_spec(raw: Any) -> PipelineSpec:
     """Validate the `spec` of an OrderPipeline object (a kopf Spec or a plain mapping)."""
-    return PipelineSpec.model_validate(dict(raw))
+    try:
+        return PipelineSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidSpec(
+            f"The spec is not valid for this operator: {problems}. Fix the spec (see "
+            "docs/operator.md), or install the CRD of this operator's version"
+        ) from exc

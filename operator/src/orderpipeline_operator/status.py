@@ -208,6 +208,27 @@ def timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def invalid_spec_status(
+    generation: int, message: str, previous: Mapping[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
+    """A spec the models reject: Degraded with the reason, nothing reconciled until it changes.
+    The rest of the status (components, webapp, consumers) stays as last observed."""
+    kept = [c for c in previous.get("conditions") or [] if c.get("type") == "Lagging"]
+    conds = [
+        _condition("Ready", False, "InvalidSpec", message, generation),
+        _condition("Progressing", False, "InvalidSpec", "", generation),
+        _condition("Degraded", True, "InvalidSpec", message, generation),
+        *(dict(c) for c in kept),
+    ]
+    return {
+        "observedGeneration": generation,
+        "conditions": keep_transition_times(
+            conds, previous.get("conditions") or [], timestamp(now)
+        ),
+        "lastError": message,
+    }
+
+
 def status_changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True when a write would change anything (ignoring keys only kopf writes)."""
     return any(previous.get(key) != value for key, value in new.items())

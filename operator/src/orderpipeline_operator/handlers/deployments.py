@@ -5,6 +5,7 @@ restore when one is deleted (hand edits wait for the resync timer)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import copy
 import functools
@@ -17,6 +18,7 @@ import kopf
 from orderpipeline_operator.kube import GROUP, PLURAL, VERSION
 from orderpipeline_operator.manifests.labels import MANAGED_BY
 from orderpipeline_operator.reconcile import ReconcileError, reconcile, refresh_status
+from orderpipeline_operator.spec import InvalidSpec
 
 _INSTANCE = "app.kubernetes.io/instance"
 _COMPONENT = "app.kubernetes.io/component"
@@ -79,6 +81,8 @@ async def worker_changed(
             await _in_thread(reconcile, memo.operator, pipeline, "child-deleted")
         except ReconcileError as exc:
             logger.warning("restore failed: %s", exc)  # the resync timer retries
+        except InvalidSpec:
+            pass  # reported in the status; nothing is restored until the spec changes
         return
     pending: set[Any] = memo.setdefault("refreshing", set())
     if key in pending:
@@ -94,7 +98,9 @@ async def worker_changed(
     known = dict(workers_by_pipeline.get(key, []))
     workers = {k: v for k, v in known.items() if not str(k).startswith(_WEBAPP)}
     webapp = [v for k, v in known.items() if str(k).startswith(_WEBAPP)]
-    await _in_thread(refresh_status, memo.operator, pipeline, workers, webapp)
+    # InvalidSpec: the status says so already (reconcile.report_invalid_spec).
+    with contextlib.suppress(InvalidSpec):
+        await _in_thread(refresh_status, memo.operator, pipeline, workers, webapp)
 
 
 async def _in_thread(fn: Callable[..., object], *args: Any) -> None:

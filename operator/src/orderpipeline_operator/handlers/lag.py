@@ -8,14 +8,16 @@ from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
+from orderpipeline_operator.events import post_event
 from orderpipeline_operator.kube import GROUP, PLURAL, VERSION
 from orderpipeline_operator.live import observe_lag
 from orderpipeline_operator.metrics import SCALINGS
-from orderpipeline_operator.reconcile import Operator, ReconcileError, post_event, reconcile
+from orderpipeline_operator.reconcile import ReconcileError, reconcile
+from orderpipeline_operator.runtime import Operator
 from orderpipeline_operator.settings import get_settings
+from orderpipeline_operator.spec import InvalidSpec
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -28,8 +30,8 @@ def read_lag(*, body: kopf.Body, memo: Any, logger: Logger, **_: Any) -> None:
     raw = dict(body)
     try:
         scalings = observe_lag(operator, raw)
-    except ValidationError:
-        return  # the reconcile reports a spec the model rejects
+    except InvalidSpec:
+        return  # the reconcile reports it (Degraded) and waits for a new spec
     except (ApiException, HTTPError) as exc:
         logger.warning("lag reading: Kubernetes API: %s", exc)
         return
@@ -39,5 +41,5 @@ def read_lag(*, body: kopf.Body, memo: Any, logger: Logger, **_: Any) -> None:
     if scalings:
         try:
             reconcile(operator, raw, trigger="autoscale")
-        except (ReconcileError, ApiException, HTTPError) as exc:
+        except (ReconcileError, InvalidSpec, ApiException, HTTPError) as exc:
             logger.warning("applying the scaled replicas: %s", exc)  # the resync retries

@@ -14,8 +14,10 @@ from urllib3.exceptions import HTTPError
 from orderpipeline_operator.helm import HelmError
 from orderpipeline_operator.kube import GROUP, PLURAL, VERSION
 from orderpipeline_operator.manifests.labels import release_name
-from orderpipeline_operator.reconcile import Operator, ReconcileError, reconcile
+from orderpipeline_operator.reconcile import ReconcileError, reconcile
+from orderpipeline_operator.runtime import Operator
 from orderpipeline_operator.settings import get_settings
+from orderpipeline_operator.spec import InvalidSpec
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
@@ -39,6 +41,9 @@ _RETRIABLE = (ReconcileError, ApiException, HTTPError)
 def reconcile_pipeline(*, body: kopf.Body, memo: Any, retry: int, reason: str, **_: Any) -> None:
     try:
         reconcile(memo.operator, _raw(body), trigger=str(reason))
+    except InvalidSpec as exc:
+        # Reported in the status; kopf calls this handler again only for a changed spec.
+        raise kopf.PermanentError(str(exc)) from exc
     except _RETRIABLE as exc:
         # Retried with backoff; the status and an Event say what failed (if it could be told).
         raise kopf.TemporaryError(str(exc), delay=_backoff(retry)) from exc
@@ -56,6 +61,8 @@ def resync_pipeline(
     """Drift: a deleted or hand-edited child, a rotated Secret, a release that is not deployed."""
     try:
         reconcile(memo.operator, _raw(body), trigger="timer")
+    except InvalidSpec:
+        pass  # already in the status (written once: an unchanged report writes nothing)
     except _RETRIABLE as exc:
         logger.warning("resync failed: %s", exc)  # the next tick retries
 

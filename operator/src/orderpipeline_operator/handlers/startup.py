@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 from orderpipeline_operator.helm import Helm
 from orderpipeline_operator.kube import Kube, load_config
 from orderpipeline_operator.manifests.labels import GROUP
-from orderpipeline_operator.reconcile import Operator
+from orderpipeline_operator.runtime import Operator
 from orderpipeline_operator.settings import get_settings
 
 
@@ -64,4 +64,4 @@ def configure(
 def pipelines_probe(*, memo: Any, **_: Any) -> int:
     """Liveness payload: how many pipelines are Ready (the endpoint answering is the point)."""
     operator: Operator = memo.operator
-    return len(operator._ready)
+    return operator.statuses.ready_count
