@@ -147,3 +147,12 @@ def test_replicas_after_a_restart_come_from_the_written_status() -> None:
     status = {"consumers": {"fraud": {"autoscaling": True, "replicas": 4, "lag": 10}}}
     memory = LiveStore().memory("uid", status)
     assert replicas_for(memory, _group(min_replicas=1, max_replicas=10)) == 4
+
+
+def test_scale_to_zero_allowed_only_after_a_reading_said_there_is_no_lag() -> None:
+    memory, group = PipelineMemory(), _group(min_replicas=0, scale_down_stabilization_seconds=0)
+    assert replicas_for(memory, group) == 1  # nothing read yet: lag unknown, not zero
+    change = scale(memory, group, _lag(0), now=0)
+    assert change is not None
+    assert (change.before, change.after) == (1, 0)
+    assert replicas_for(memory, group) == 0

@@ -78,13 +78,15 @@ def replicas_for(memory: PipelineMemory, group: ConsumerGroup) -> int:
 
     Autoscaling off: spec.<name>.replicas. On: the scaler's last decision, kept within
     the current bounds (a changed minReplicas/maxReplicas applies at once); before the
-    first decision, minReplicas.
+    first decision, minReplicas but at least 1: a lag not read yet (or a Kafka the operator
+    cannot reach) is not a lag of zero, and must not leave a group without a consumer.
     """
     policy = group.autoscaling
     if not policy.enabled:
         return group.replicas
     known = memory.consumers.get(group.name)
-    chosen = known.replicas if known and known.replicas is not None else policy.min_replicas
+    undecided = max(policy.min_replicas, 1)
+    chosen = known.replicas if known and known.replicas is not None else undecided
     upper = upper_bound(policy, known.partitions if known else 0)
     return max(policy.min_replicas, min(chosen, upper))
 
