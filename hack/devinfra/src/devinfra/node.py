@@ -371,6 +371,13 @@ class RealNode:
         )  # fmt: skip
 
     def _write_env(self) -> None:
+        # The pinned kubectl and helm, for a person's PATH (README).
+        bin_dir = self.rundir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for tool in (self.toolchain.kubectl, self.toolchain.helm):
+            link = bin_dir / tool.name
+            link.unlink(missing_ok=True)
+            link.symlink_to(tool)
         (self.rundir / "env").write_text(
             f"KUBECONFIG={self.kubeconfig}\n"
             f"INGRESS_ADDRESS={self.ingress_address}\n"
