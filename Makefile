@@ -47,8 +47,8 @@ test: bootstrap ## Run every test against the real Kafka, gocaves, Kubernetes an
 test-chaos: bootstrap ## Only the fault-injection scenarios
 	.venv/bin/pytest -m chaos $(PYTEST_ARGS)
 
-bench: bootstrap ## Benchmarks -> bench/results/latest.json (QUICK=1 for a short run)
-	$(PY) -m bench.run $(if $(QUICK),--quick,)
+bench: bootstrap ## Benchmarks -> bench/results/latest.json (QUICK=1 short; ONLY=bench.node one module)
+	$(PY) -m bench.run $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
 bench-chaos: bootstrap ## Full-size fault scenarios (20,000 orders) -> docs/reliability.md (QUICK=1 short)
 	$(PY) -m bench.chaos $(if $(QUICK),--quick,)

@@ -1,9 +1,12 @@
-"""The benchmark harness: `.venv/bin/python -m bench.run [--quick]` from the repository root.
+"""The benchmark harness: `.venv/bin/python -m bench.run [--quick] [--only MODULE...]` from the
+repository root.
 
 Starts its own Kafka broker and gocaves (devinfra), runs every benchmark module (bench/workers.py,
 and bench/analytics.py, bench/backend.py, bench/operator.py when present), and writes
 bench/results/latest.json ({"machine", "versions", "figures"}) and bench/results/latest.md.
 Each figure is the median of 3 runs (1 with --quick) next to its baseline from the same run.
+`--only bench.node` runs the named modules and replaces just their figures in latest.json
+(`make bench ONLY=bench.node`), keeping the others from the last full run.
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ def markdown(figures: list[Figure]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect(env: BenchEnv, quick: bool) -> list[Figure]:
+def collect(env: BenchEnv, quick: bool, modules: tuple[str, ...] = MODULES) -> list[Figure]:
     figures: list[Figure] = []
-    for name in MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -110,9 +113,20 @@ def collect(env: BenchEnv, quick: bool) -> list[Figure]:
     return figures
 
 
+def merged(last: dict[str, Any], new: dict[str, Any], modules: list[str]) -> dict[str, Any]:
+    """The last run's figures with those of `new` replacing the ones of the same name."""
+    names = {f["name"] for f in new["figures"]}
+    kept = [f for f in last.get("figures", []) if f["name"] not in names]
+    partial = {**last.get("partial_updates", {}), ",".join(modules): new["generated_at"]}
+    return {**last, "figures": kept + new["figures"], "partial_updates": partial}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1 run instead of 3, smaller loads")
+    parser.add_argument(
+        "--only", nargs="+", choices=MODULES, help="run these modules, keep the other figures"
+    )
     args = parser.parse_args()
 
     from devinfra.gocaves import Gocaves
@@ -134,7 +148,7 @@ def main() -> int:
                 },
                 new_couchbase=caves.create_cluster,
             )
-            figures = collect(env, args.quick)
+            figures = collect(env, args.quick, tuple(args.only or MODULES))
 
     RESULTS.mkdir(exist_ok=True)
     result = {
@@ -145,9 +159,14 @@ def main() -> int:
         "runs": 1 if args.quick else 3,
         "figures": [f.to_json() for f in figures],
     }
+    shown = figures
+    if args.only and (RESULTS / "latest.json").exists():
+        result = merged(json.loads((RESULTS / "latest.json").read_text()), result, args.only)
+        shown = [Figure(**f) for f in result["figures"]]
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(figures))
-    print(markdown(figures))
+    (RESULTS / "latest.md").write_text(markdown(shown))
+    print(markdown(shown))
+    # Only this run's figures decide the exit code.
     return 0 if all(f.met is not False for f in figures) else 1
 
 
