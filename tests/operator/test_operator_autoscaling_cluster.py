@@ -4,6 +4,7 @@ backlog stays until a real consumer process of the group (`orderpipeline fraud`)
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -101,9 +102,12 @@ def condition(k8s: LocalCluster, namespace: str, name: str, kind: str) -> dict[s
     return {}
 
 
-def replicas(k8s: LocalCluster, namespace: str, deployment: str) -> int:
-    dep = get(k8s, namespace, "deploy", deployment)
-    return int(dep["spec"]["replicas"])
+def replicas(k8s: LocalCluster, namespace: str, deployment: str) -> int | None:
+    """spec.replicas of the Deployment (None while it does not exist yet)."""
+    found = k8s.kubectl("-n", namespace, "get", "deploy", deployment, "-o", "json", check=False)
+    if found.returncode != 0:
+        return None
+    return int(json.loads(found.stdout)["spec"]["replicas"])
 
 
 def events(k8s: LocalCluster, namespace: str, reason: str) -> list[str]:
@@ -355,3 +359,42 @@ def test_kafka_unreachable_makes_lag_unknown_and_scales_nothing(
     assert events(k8s, namespace, SCALED) == []
     assert operator.alive()
     operator.proc.ensure_running()
+
+
+def test_kafka_going_down_scales_nothing_and_recovers_when_it_returns(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    """A broker of this test only, stopped and started again: while it is away nothing is
+    scaled and the operator keeps running; when it is back
+    (its group coordinator loading: the moment that crashes librdkafka's
+    list_consumer_group_offsets) the lag is read again."""
+    with KafkaBroker(tmp_path / "kafka", heap="256m") as broker:
+        topics = Topics(broker)
+        topics.produce(topics.orders, 250)
+        fraud = autoscaled(minReplicas=1, maxReplicas=3, lagPerReplica=100)
+        apply(k8s, namespace, lag_pipeline("flaky", topics, fraud=fraud))
+        eventually(
+            lambda: replicas(k8s, namespace, "flaky-fraud") == 3,
+            timeout=60, what="fraud scaled to 3 for the backlog",
+        )  # fmt: skip
+        broker.stop()
+
+        def unknown() -> bool:
+            return condition(k8s, namespace, "flaky", "Lagging").get("status") == "Unknown"
+
+        eventually(unknown, timeout=30, what="Lagging=Unknown while the broker is down")
+        scaled_before = events(k8s, namespace, SCALED)
+        time.sleep(3 * LAG_INTERVAL_SECONDS)
+        assert replicas(k8s, namespace, "flaky-fraud") == 3
+        assert events(k8s, namespace, SCALED) == scaled_before
+        assert consumer(k8s, namespace, "flaky", "fraud")["lag"] == "unknown"
+        operator.proc.ensure_running()
+
+        broker.start()
+        eventually(
+            lambda: consumer(k8s, namespace, "flaky", "fraud").get("lag") == 250,
+            timeout=60, what="lag read again after the broker returned",
+        )  # fmt: skip
+        assert condition(k8s, namespace, "flaky", "Lagging")["status"] != "Unknown"
+        assert replicas(k8s, namespace, "flaky-fraud") == 3
+        operator.proc.ensure_running()

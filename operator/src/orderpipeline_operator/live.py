@@ -108,6 +108,9 @@ def observe_lag(op: Operator, body: Mapping[str, Any]) -> list[Scaling]:
                     if change is not None:
                         scalings.append(change)
             else:
+                # After an outage the clocks restart: consumers could not commit either, so
+                # an offset that stood still then says nothing about a stuck partition.
+                memory.consumer(group.name).history = None
                 with contextlib.suppress(KeyError):  # unknown: no sample, not a stale one
                     CONSUMER_LAG.remove(*labels)
             replicas = replicas_for(memory, group)
