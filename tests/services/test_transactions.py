@@ -83,6 +83,9 @@ class FakeProducer:
     def flush(self, _timeout: float) -> int:
         return 0
 
+    def purge(self) -> None:
+        self.calls.append("purge")
+
 
 @dataclass
 class FakeConsumer:
@@ -154,6 +157,15 @@ def test_a_retriable_error_checks_for_errors_reported_elsewhere_before_retrying(
     with pytest.raises(WrongCredentials):
         t.init()
     assert producer.calls == ["init"]
+
+
+def test_a_call_still_retriable_after_the_transaction_timeout_counts_as_fatal() -> None:
+    producer = FakeProducer(failures={"send_offsets": [RETRIABLE] * 100})
+    t = Transaction(cast(Any, producer), cast(Any, FakeConsumer()), "test", timeout_s=0.0)
+    t.ensure_open()
+    with pytest.raises(TransactionFatal, match="still failing"):
+        t.commit([TopicPartition("orders", 0, 11)])
+    assert producer.calls.count("send_offsets") == 1
 
 
 def test_an_abortable_error_raises_aborted_and_abort_discards_the_transaction() -> None:
@@ -271,6 +283,7 @@ def a_worker(producer: FakeProducer, consumer: FakeConsumer) -> tuple[ConsumerWo
     worker.producer = worker.txn.producer = cast(Any, producer)
     worker.consumer = worker.txn.consumer = cast(Any, consumer)
     worker.dead_letters._producer = cast(Any, producer)
+    worker._assigned = [TopicPartition("orders", p) for p in (0, 1)]
     return worker, handler
 
 
@@ -323,11 +336,31 @@ def test_an_abortable_commit_aborts_forgets_the_work_and_rewinds_to_the_committe
     assert producer.calls.count("commit") == 0
 
 
-def test_a_fenced_producer_ends_the_worker_with_exit_code_1_not_a_loop(
+def test_messages_of_a_partition_revoked_during_consume_are_not_processed() -> None:
+    producer, consumer = FakeProducer(), FakeConsumer()
+    worker, handler = a_worker(producer, consumer)
+    worker._assigned = [TopicPartition("orders", 0)]  # partition 1 was just revoked
+    consume(worker, FakeMessage(0, 3, an_order("ord_kept")), FakeMessage(1, 9, an_order("ord_x")))
+    assert list(handler.waiting) == ["ord_kept"]
+    handler.release = ["ord_kept"]
+    handler.tick(0, worker.emit)
+    worker._store(final=True)
+    assert [(tp.partition, tp.offset) for tp in producer.sent_offsets[0]] == [(0, 4)]
+
+
+def test_a_fenced_producer_is_replaced_once_then_the_worker_exits_with_1_not_a_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    producer, consumer = FakeProducer(failures={"commit": [FENCED]}), FakeConsumer()
+    producer, consumer = FakeProducer(failures={"commit": [FENCED]}), FakeConsumer({0: 1})
+    fresh = FakeProducer(failures={"commit": [FENCED]})
+    configs: list[dict[str, Any]] = []
+
+    def new_producer(config: dict[str, Any]) -> FakeProducer:
+        configs.append(config)
+        return fresh
+
     worker, handler = a_worker(producer, consumer)
+    monkeypatch.setattr("orderpipeline.core.worker.Producer", new_producer)
     steps: list[int] = []
 
     def one_step() -> None:
@@ -342,4 +375,10 @@ def test_a_fenced_producer_ends_the_worker_with_exit_code_1_not_a_loop(
     monkeypatch.setattr("orderpipeline.core.worker.wait_for_broker", lambda *_a: True)
     monkeypatch.setattr(worker.consumer, "subscribe", lambda *_a, **_k: None, raising=False)
     assert worker.run() == EXIT_FAILURE
-    assert steps == [1] and producer.calls == ["init", "begin", "send_offsets", "commit"]
+    # One fresh producer (a new transactional.id), rewound to the committed offsets; fenced
+    # again within the minute: exit for a restart.
+    assert steps == [1, 1]
+    assert producer.calls == ["init", "begin", "send_offsets", "commit", "purge"]
+    assert fresh.calls == ["init", "begin", "send_offsets", "commit"]
+    assert consumer.sought == [(0, 1), (1, OFFSET_BEGINNING)]
+    assert configs[0]["transactional.id"].startswith("group-")

@@ -64,7 +64,12 @@ from orderpipeline.core.kafka import (
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
-from orderpipeline.core.transactions import Transaction, TransactionAborted, TransactionFatal
+from orderpipeline.core.transactions import (
+    RENEW_MIN_INTERVAL_S,
+    Transaction,
+    TransactionAborted,
+    TransactionFatal,
+)
 from orderpipeline.fraud import REASON, FraudRule, is_suspicious
 
 SKIPPED = Counter(
@@ -183,9 +188,8 @@ class AnalyticsConsumer:
         self.owned: dict[PartitionId, Owned] = {}
         self.pending: set[PartitionId] = set()
         self.backoff = Backoff()
-        self.txn = Transaction(
-            self.producer, self.consumer, ctx.name, ctx.stop.is_set, self.watcher.raise_if_fatal
-        )
+        self.txn = self._transaction()
+        self._renewed_at = -RENEW_MIN_INTERVAL_S
         # Per partition: the group's committed offset. Messages below it had their dead
         # letters committed (transactional mode), so a replay must not send them again.
         self.committed: dict[PartitionId, int] = {}
@@ -217,10 +221,55 @@ class AnalyticsConsumer:
         self.log.info("consuming", topics=list(self.topics), group=self.settings.group_id)
         try:
             while not self.ctx.stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except TransactionFatal as exc:
+                    self._renew_producer(str(exc))
             return 0
         finally:
             self.close()
+
+    def _transaction(self) -> Transaction:
+        return Transaction(
+            self.producer,
+            self.consumer,
+            self.ctx.name,
+            self.ctx.stop.is_set,
+            self.watcher.raise_if_fatal,
+            self.settings.transaction_timeout_ms / 1000.0,
+        )
+
+    def _renew_producer(self, reason: str) -> None:
+        """A fresh producer for one that can do nothing more (see core/worker.py), and every
+        partition reloaded from Couchbase and the committed offsets: the outcome of the last
+        commit is unknown. Twice within RENEW_MIN_INTERVAL_S: TransactionFatal (exit)."""
+        now = time.monotonic()
+        if now - self._renewed_at < RENEW_MIN_INTERVAL_S:
+            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
+        self._renewed_at = now
+        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
+        self.ctx.metrics.error("transaction_fatal")
+        self.producer.purge()
+        self.producer.flush(0)
+        settings = self.settings
+        self.producer = Producer(
+            producer_config(
+                settings,
+                f"{self.ctx.name}-producer",
+                error_cb=self.watcher,
+                **transactional_config(settings, settings.group_id),
+            )
+        )
+        self.dead_letters = DeadLetters(
+            self.producer, settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
+        )
+        self.txn = self._transaction()
+        self.txn.init()
+        pids = list(self.owned)
+        self.owned.clear()
+        self.pending.update(pids)
+        if pids:
+            self.consumer.pause([TopicPartition(p.topic, p.partition) for p in pids])
 
     def step(self) -> None:
         """One iteration: load newly assigned partitions, consume a batch, apply it."""

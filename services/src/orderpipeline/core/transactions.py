@@ -8,7 +8,12 @@ prescribed answer (confluent-kafka's documented transactional API):
   consumer read again from its committed position (`TransactionAborted`);
 - fatal (`KafkaError.fatal()`, e.g. `_FENCED`: a newer instance with our transactional.id, or
   the broker bumped our epoch after a transaction timed out): this producer can do nothing
-  more; the process exits so that a restart brings a fresh producer (`TransactionFatal`).
+  more (`TransactionFatal`); the worker replaces it with a fresh producer, or exits for a
+  restart if that already happened within the last minute (never a loop).
+
+A call inside a transaction that stays retriable for longer than the transaction timeout is
+treated as fatal too: by then the broker has aborted the transaction anyway, and librdkafka was
+seen retrying a timed-out send_offsets_to_transaction forever after a broker restart.
 
 Any error in none of those classes is treated as fatal: guessing that it is safe to go on is
 how duplicates or losses happen, and a restart is always safe.
@@ -43,6 +48,8 @@ CALL_TIMEOUT_S = 30.0
 # arrive through error_cb (wrong credentials) are checked within seconds.
 INIT_TIMEOUT_S = 5.0
 RETRY_PAUSE_S = 0.5
+# A fatal error gets a fresh producer once; a second one within this time ends the process.
+RENEW_MIN_INTERVAL_S = 60.0
 
 
 class TransactionAborted(Exception):
@@ -75,12 +82,15 @@ def call(
     op: Callable[[], T],
     on_retry: Callable[[KafkaError], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    give_up_after_s: float | None = None,
 ) -> T:
     """Run a transactional call: retry retriable errors, raise the other two classes.
 
     `should_stop` ends the retries (raising TransactionFatal): a stopping process that cannot
-    reach the broker exits, and the restart re-reads whatever was not committed.
+    reach the broker exits, and the restart re-reads whatever was not committed. So does a
+    call still retriable after `give_up_after_s`.
     """
+    started = time.monotonic()
     while True:
         try:
             return op()
@@ -94,6 +104,10 @@ def call(
                 raise TransactionAborted(f"{what}: {text}") from exc
             if should_stop is not None and should_stop():
                 raise TransactionFatal(f"{what}: {text} (stopping)") from exc
+            if give_up_after_s is not None and time.monotonic() - started > give_up_after_s:
+                raise TransactionFatal(
+                    f"{what}: {text} (still failing after {give_up_after_s:.0f} s)"
+                ) from exc
             if on_retry is not None and error is not None:
                 on_retry(error)
             time.sleep(RETRY_PAUSE_S)
@@ -114,6 +128,7 @@ class Transaction:
         service: str,
         should_stop: Callable[[], bool] | None = None,
         before_retry: Callable[[], None] | None = None,
+        timeout_s: float = 10.0,
     ) -> None:
         self.producer = producer
         self.consumer = consumer
@@ -121,6 +136,8 @@ class Transaction:
         self.should_stop = should_stop
         # e.g. ErrorWatcher.raise_if_fatal: a retriable timeout may hide wrong credentials.
         self.before_retry = before_retry
+        # The transaction timeout: retrying a call of a transaction beyond it is pointless.
+        self.timeout_s = timeout_s
         self.is_open = False
         self.opened_at = 0.0
         self.commits = 0
@@ -137,11 +154,18 @@ class Transaction:
             self.log.warning("transactional call failed, retrying", error=error.str())
 
     def _call(self, what: str, op: Callable[[], T]) -> T:
-        return call(what, op, self._retrying, self.should_stop)
+        return call(what, op, self._retrying, self.should_stop, self.timeout_s)
 
     def init(self) -> None:
-        """Register the transactional.id (fences an older producer with the same id)."""
-        self._call("init_transactions", lambda: self.producer.init_transactions(INIT_TIMEOUT_S))
+        """Register the transactional.id (fences an older producer with the same id).
+
+        Retried without a bound (a broker still starting), until stopped."""
+        call(
+            "init_transactions",
+            lambda: self.producer.init_transactions(INIT_TIMEOUT_S),
+            self._retrying,
+            self.should_stop,
+        )
 
     def ensure_open(self) -> None:
         if not self.is_open:

@@ -38,6 +38,7 @@ from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, O
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
 from orderpipeline.core.transactions import (
+    RENEW_MIN_INTERVAL_S,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -110,9 +111,9 @@ class ConsumerWorker:
         )
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
-        self.txn = Transaction(
-            self.producer, self.consumer, ctx.name, ctx.stop.is_set, self.watcher.raise_if_fatal
-        )
+        self.group_id = group_id
+        self.txn = self._transaction()
+        self._renewed_at = -RENEW_MIN_INTERVAL_S
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
         self._txn_max = settings.transaction_max_messages
         # Released batches whose outputs are in the open transaction and offsets not yet sent.
@@ -120,6 +121,46 @@ class ConsumerWorker:
         self._txn_batches: list[Batch] = []
         self._txn_messages = 0
         self._counters: dict[str, DeliveryCallback] = {}
+
+    def _transaction(self) -> Transaction:
+        return Transaction(
+            self.producer,
+            self.consumer,
+            self.ctx.name,
+            self.ctx.stop.is_set,
+            self.watcher.raise_if_fatal,
+            self.settings.transaction_timeout_ms / 1000.0,
+        )
+
+    def _renew_producer(self, reason: str) -> None:
+        """Replace a producer that can do nothing more (fenced, fatal, stuck) with a fresh one
+        (a new transactional.id), and read again from the committed offsets. A second time
+        within RENEW_MIN_INTERVAL_S raises TransactionFatal: the process exits for a restart."""
+        now = time.monotonic()
+        if now - self._renewed_at < RENEW_MIN_INTERVAL_S:
+            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
+        self._renewed_at = now
+        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
+        self.ctx.metrics.error("transaction_fatal")
+        # Whatever it still holds belongs to a transaction that will never commit.
+        self.producer.purge()
+        self.producer.flush(0)
+        settings = self.settings
+        self.producer = Producer(
+            producer_config(
+                settings,
+                f"{self.ctx.name}-producer",
+                error_cb=self.watcher,
+                **transactional_config(settings, self.group_id),
+            )
+        )
+        self.dead_letters = DeadLetters(
+            self.producer, settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
+        )
+        self.txn = self._transaction()
+        self._forget()
+        self.txn.init()
+        rewind_to_committed(self.consumer)
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -208,7 +249,10 @@ class ConsumerWorker:
         self.log.info("consuming", topic=self.settings.orders_topic)
         try:
             while not self.ctx.stop.is_set():
-                self._guarded(self._step)
+                try:
+                    self._guarded(self._step)
+                except TransactionFatal as exc:
+                    self._renew_producer(str(exc))
             self._guarded(self._drain)
             self._commit()
             return EXIT_OK
@@ -274,6 +318,8 @@ class ConsumerWorker:
         return max(0.0, min(0.5, due - time.monotonic()))
 
     def _process(self, messages: list[Message]) -> None:
+        if self.transactional:
+            messages = self._still_assigned(messages)
         batch = self.tracker.open(messages)
         handler, emit, max_bytes = self.handler, self.emit, self._max_bytes
         valid = 0
@@ -291,6 +337,20 @@ class ConsumerWorker:
             handler.process(order, batch, emit)
         self.tracker.close(batch)
         self.ctx.metrics.consumed(self.settings.orders_topic, valid)
+
+    def _still_assigned(self, messages: list[Message]) -> list[Message]:
+        """Drop messages of partitions revoked during the consume() that returned them.
+
+        Their offsets were committed on revocation and the new owner reads on from there; a
+        transaction must not commit their outputs (or offsets) a second time.
+        """
+        assigned = {(tp.topic, tp.partition) for tp in self._assigned}
+        kept = [
+            m for m in messages if m.error() is not None or (m.topic(), m.partition()) in assigned
+        ]
+        if len(kept) < len(messages):
+            self.log.info("messages of revoked partitions dropped", count=len(messages) - len(kept))
+        return kept
 
     def _consume_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
