@@ -43,6 +43,9 @@ class HealthSettings(_Base):
     """The worker's small HTTP port for Kubernetes probes and Prometheus, and its log level."""
 
     health_port: int = Field(8081, ge=0, le=65535, validation_alias=_env("HEALTH_PORT"))
+    # Every interface by default, where a pod's probes reach it; a process on a laptop (the
+    # local stack) sets 127.0.0.1 so the port is not open to the network it sits on.
+    health_host: str = Field("0.0.0.0", min_length=1, validation_alias=_env("HEALTH_HOST"))
     log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL"))
 
 

@@ -50,7 +50,7 @@ def run_service(name: str, settings_cls: type[H], body: Callable[[H, ServiceCont
     log = get_logger(name)
     ctx = ServiceContext(name, StopFlag().install(), HealthState(), ServiceMetrics(name))
     try:
-        server = HealthServer(ctx.health, settings.health_port).start()
+        server = HealthServer(ctx.health, settings.health_port, settings.health_host).start()
     except OSError as exc:
         log.error("cannot open the health port", port=settings.health_port, error=str(exc))
         return EXIT_CONFIG
