@@ -37,6 +37,9 @@ def order(i: int, amount: float, country: str, minutes_ago: int = 0) -> Order:
 
 # Ages spread over 0-79 minutes: some orders are in the 60-minute window, some surely not.
 ORDERS = [order(i, 100.0 + i * 10, ["US", "DE", "FR"][i % 3], i * 7 % 80) for i in range(60)]
+# The orders the stored aggregates hold as fraud alerts: the documented rule (docs/services.md),
+# restated. The backend applies no rule; it must serve exactly what analytics stored.
+FLAGGED = {o.order_id for o in ORDERS if o.amount > 300 and o.country not in ("US", "CA")}
 
 
 class FakeSource:
@@ -55,7 +58,7 @@ class FakeSource:
             PartitionId("orders", p): apply_batch(
                 PartitionAggregate(),
                 [
-                    Record(i, o, "HIGH_AMOUNT_RISKY_COUNTRY" if o.amount > 300 else None)
+                    Record(i, o, "HIGH_AMOUNT_RISKY_COUNTRY" if o.order_id in FLAGGED else None)
                     for i, o in enumerate(half)
                 ],
             )
@@ -115,7 +118,7 @@ def test_analytics_matches_the_contract_and_the_data(client: TestClient) -> None
     assert body.totals.sales == sum(o.amount for o in ORDERS)
     assert body.totals.average_order_value == round(body.totals.sales / 60, 2)
     assert body.totals.payments == 3
-    assert body.totals.fraud_alerts == sum(1 for o in ORDERS if o.amount > 300)
+    assert body.totals.fraud_alerts == len(FLAGGED)
     assert [o.order_id for o in body.orders] == [
         o.order_id for o in sorted(ORDERS, key=lambda o: o.created_at, reverse=True)[:50]
     ]
@@ -149,7 +152,7 @@ def test_an_invalid_limit_is_422(client: TestClient, limit: str) -> None:
 
 def test_fraud_alerts_are_the_flagged_orders(client: TestClient) -> None:
     body = AlertsPage.model_validate(client.get("/api/fraud-alerts?limit=100").json())
-    assert {a.order_id for a in body.alerts} == {o.order_id for o in ORDERS if o.amount > 300}
+    assert {a.order_id for a in body.alerts} == FLAGGED
     assert all(a.reason == "HIGH_AMOUNT_RISKY_COUNTRY" for a in body.alerts)
 
 

@@ -8,29 +8,44 @@ from typing import Any
 
 import pytest
 import schemathesis
-from chaos.harness import Names, Proc, http_get, wait_until
+from chaos.harness import Pipeline, http_get, wait_until
 from devinfra.procs import free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-pytestmark = [pytest.mark.couchbase]
+pytestmark = [pytest.mark.couchbase, pytest.mark.kafka]
+
+# Orders stored by the real producer and analytics consumer before the fuzzing starts, so every
+# route answers from real data (aggregates, newest orders, alerts), not from an empty bucket.
+ORDERS = 400
 
 # The SSE stream never ends: a request to it would only time out.
 STREAMING = "/api/stream"
 
 
+def stored_orders(port: int) -> int:
+    status, body = http_get(port, "/api/analytics")
+    return int(body["totals"]["orders"]) if status == 200 else -1
+
+
 @pytest.fixture(scope="module")
-def backend_url(gocaves: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def backend_url(
+    kafka: Any, gocaves: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     couchbase = gocaves.create_cluster(bucket="order_analytics")
+    pipeline = Pipeline(kafka, couchbase, tmp_path_factory.mktemp("fuzz"))
     port = free_port()
-    env = {**couchbase.service_env(), **Names.unique().env(), "BACKEND_PORT": str(port)}
-    backend = Proc("backend", env, tmp_path_factory.mktemp("fuzz")).start()
     try:
-        wait_until(lambda: http_get(port, "/readyz")[0] == 200, 60, "the backend to be ready")
+        pipeline.start("analytics")
+        pipeline.start_producer(ORDERS, rate=0)
+        backend = pipeline.start("backend", BACKEND_PORT=str(port))
+        wait_until(lambda: stored_orders(port) == ORDERS, 90, f"{ORDERS} orders in the backend")
+        _, alerts = http_get(port, "/api/fraud-alerts?limit=100")
+        assert alerts["alerts"], "the fuzzed backend should have alerts to serve"
         yield f"http://127.0.0.1:{port}"
         assert backend.alive(), backend.output()[-3000:]
     finally:
-        backend.close()
+        pipeline.close()
 
 
 def check(case: Any, backend_url: str) -> None:
