@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orderpipeline_operator.consumer_groups import consumer_groups
@@ -67,24 +68,38 @@ def ready_replicas(op: Operator, namespace: str, pipeline: str) -> dict[str, int
     }
 
 
-def observe_lag(op: Operator, body: Mapping[str, Any]) -> list[Scaling]:
-    """Read, remember, report. Returns the replica changes the scaler decided (the caller
-    applies them and says so in Events)."""
+@dataclass(frozen=True)
+class Reading:
+    """The groups' offsets at one moment, or why they could not be read."""
+
+    offsets: Mapping[str, list[PartitionOffsets]]
+    error: str | None
+    at: float  # monotonic seconds
+
+
+def read_kafka(op: Operator, body: Mapping[str, Any]) -> Reading:
+    """The Kafka half of a reading: blocks up to OPERATOR_KAFKA_TIMEOUT_SECONDS per call
+    (handlers/lag.py runs it in the small pool of Kafka readers)."""
+    spec = parse_spec(body["spec"])
+    try:
+        config = kafka_config(op, body["metadata"]["namespace"], spec)
+        offsets = read_offsets(config, consumer_groups(spec), op.settings.kafka_timeout_seconds)
+    except KafkaUnavailable as exc:
+        LAG_READS.labels(result="error").inc()
+        return Reading({}, f"{spec.kafka.bootstrap_servers}: {exc}", time.monotonic())
+    LAG_READS.labels(result="ok").inc()
+    return Reading(offsets, None, time.monotonic())
+
+
+def observe_lag(op: Operator, body: Mapping[str, Any], reading: Reading) -> list[Scaling]:
+    """Remember a reading and report it. Returns the replica changes the scaler decided
+    (the caller applies them and says so in Events)."""
     spec = parse_spec(body["spec"])
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     groups = consumer_groups(spec)
     ready = ready_replicas(op, namespace, name)
-    offsets: dict[str, list[PartitionOffsets]] = {}
-    error = None
-    try:
-        config = kafka_config(op, namespace, spec)
-        offsets = read_offsets(config, groups, op.settings.kafka_timeout_seconds)
-        LAG_READS.labels(result="ok").inc()
-    except KafkaUnavailable as exc:
-        error = f"{spec.kafka.bootstrap_servers}: {exc}"
-        LAG_READS.labels(result="error").inc()
-    now = time.monotonic()
+    offsets, error, now = reading.offsets, reading.error, reading.at
     scalings: list[Scaling] = []
     with op.lock(uid):
         memory = op.memory(body)

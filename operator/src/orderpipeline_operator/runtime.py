@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,10 @@ class Operator:
     statuses: StatusBook = field(default_factory=StatusBook)
     # The lag reader's memory (readings, the scaler's replica counts, the live status).
     live: LiveStore = field(default_factory=LiveStore)
+    # The threads that wait for Kafka (lag readings): few, and not kopf's handler threads.
+    kafka_readers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="kafka-lag")
+    )
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 

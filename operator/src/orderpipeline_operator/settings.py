@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     kafka_timeout_seconds: float = Field(default=5.0, gt=0)
     lagging_after_seconds: float = Field(default=60.0, ge=0)
     stuck_partition_seconds: float = Field(default=300.0, gt=0)
+    # Lag readings at once (each holds three librdkafka clients while it waits for Kafka).
+    kafka_readers: int = Field(default=4, ge=1)
 
     peering_name: str = "orderpipeline-operator"
     standalone: bool = False

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import copy
-import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
+from orderpipeline_operator.handlers.blocking import in_thread
 from orderpipeline_operator.kube import GROUP, PLURAL, VERSION
 from orderpipeline_operator.manifests.labels import MANAGED_BY
 from orderpipeline_operator.reconcile import ReconcileError, reconcile, refresh_status
@@ -78,7 +77,7 @@ async def worker_changed(
     if type == "DELETED":
         logger.info("Deployment of %s/%s deleted: restoring", *key)
         try:
-            await _in_thread(reconcile, memo.operator, pipeline, "child-deleted")
+            await in_thread(reconcile, memo.operator, pipeline, "child-deleted")
         except ReconcileError as exc:
             logger.warning("restore failed: %s", exc)  # the resync timer retries
         except InvalidSpec:
@@ -100,15 +99,7 @@ async def worker_changed(
     webapp = [v for k, v in known.items() if str(k).startswith(_WEBAPP)]
     # InvalidSpec: the status says so already (reconcile.report_invalid_spec).
     with contextlib.suppress(InvalidSpec):
-        await _in_thread(refresh_status, memo.operator, pipeline, workers, webapp)
-
-
-async def _in_thread(fn: Callable[..., object], *args: Any) -> None:
-    """Blocking work off the event loop, with kopf's context (kopf.info/warn need it)."""
-    context = contextvars.copy_context()
-    await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(context.run, fn, *args)
-    )
+        await in_thread(refresh_status, memo.operator, pipeline, workers, webapp)
 
 
 def _active_pipeline(pipelines: kopf.Index[Any, Any], key: Any) -> dict[str, Any] | None:

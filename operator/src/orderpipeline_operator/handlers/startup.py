@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -51,6 +52,7 @@ def configure(
         settings=conf,
         kube=Kube(conf.field_manager, pool_size=conf.worker_threads),
         helm=Helm(conf.helm_binary, conf.helm_timeout_seconds, conf.helm_concurrency),
+        kafka_readers=ThreadPoolExecutor(conf.kafka_readers, thread_name_prefix="kafka-lag"),
     )
     if conf.metrics_port:
         start_http_server(conf.metrics_port)
