@@ -169,7 +169,8 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
             "PAYMENTS_TOPIC": f"bench-payments-{tag}",
             "DEAD_LETTER_TOPIC": f"bench-dlq-{tag}",
         }
-        _create_topics(env, [topic, small, *outputs.values()])
+        baseline_topic = f"bench-baseline-{tag}"
+        _create_topics(env, [topic, small, baseline_topic, *outputs.values()])
         print(f"  run {i + 1}/{runs}: producer ({orders} orders)", flush=True)
         producer_runs.append(
             run_producer(env, orders, ORDERS_TOPIC=topic)
@@ -196,7 +197,7 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
             )  # fmt: skip
         print("  baselines", flush=True)
         conf = env.kafka_client_config
-        base_producer.append(baseline_producer.run(conf, f"bench-baseline-{tag}", 3.0))
+        base_producer.append(baseline_producer.run(conf, baseline_topic, 3.0))
         base_fraud.append(
             baseline_fraud.run(conf, topic, outputs["FRAUD_ALERTS_TOPIC"], orders, 10.0)
         )
