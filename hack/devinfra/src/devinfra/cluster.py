@@ -112,6 +112,11 @@ class LocalCluster(StartStop):
             extra_ips=("10.96.0.1",),
         )
         self.sa_key, self.sa_pub = make_signing_key(pki)
+        self._write_admin_access()
+        self._prepared = True
+
+    def _write_admin_access(self) -> None:
+        """The admin's bearer token for the API server, and the kubeconfig that uses it."""
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f"{self._token},admin,admin,system:masters\n")
         tokens.chmod(0o600)
@@ -119,7 +124,6 @@ class LocalCluster(StartStop):
             yaml.safe_dump(kubeconfig(self.server, self.tls.ca_pem, self._token))
         )
         self.kubeconfig.chmod(0o600)
-        self._prepared = True
 
     def _proc(self, name: str, argv: list[str | Path]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, log_path=self.workdir / "logs" / f"{name}.log")

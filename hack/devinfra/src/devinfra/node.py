@@ -115,15 +115,7 @@ class NodeControlPlane(LocalCluster):
             "apiserver-kubelet-client", "kube-apiserver-kubelet-client", client=True
         )
         self.sa_key, self.sa_pub = make_signing_key(pki)
-        tokens = self.workdir / "tokens.csv"
-        tokens.write_text(f"{self._token},admin,admin,system:masters\n")
-        tokens.chmod(0o600)
-        from devinfra.cluster import kubeconfig
-
-        self.kubeconfig.write_text(
-            yaml.safe_dump(kubeconfig(self.server, self.tls.ca_pem, self._token))
-        )
-        self.kubeconfig.chmod(0o600)
+        self._write_admin_access()
         self._prepared = True
 
     def _apiserver_args(self) -> list[str | Path]:
