@@ -9,21 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from devinfra.dashboard_page import KPI_FIELDS, ROW_IDS
+
+__all__ = ["KPI_FIELDS", "ROW_IDS"]
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "services" / "dashboard"
 ARTIFACTS = REPO / "test-artifacts"
-
-# The page's KPI cards (data-testid) and the `totals` field of the API each one shows.
-KPI_FIELDS = {
-    "kpi-total-orders": "orders",
-    "kpi-total-sales": "sales",
-    "kpi-average-order-value": "average_order_value",
-    "kpi-fraud-alerts": "fraud_alerts",
-    "kpi-payments": "payments",
-}
-# For evaluate_all on the `order-row` elements: their order ids, top to bottom.
-ROW_IDS = "rows => rows.map(row => row.dataset.orderId)"
 
 
 def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from dashboard_stack import Stack, order_json, unique_topics
-from dashboard_tools import ARTIFACTS, KPI_FIELDS, ROW_IDS
+from dashboard_tools import ARTIFACTS, ROW_IDS
+from devinfra.dashboard_page import kpi_values
 from devinfra.gocaves import Gocaves
 from devinfra.kafka import KafkaBroker
 from devinfra.procs import free_port
@@ -55,15 +56,6 @@ def stack(
         yield stack
     finally:
         stack.stop()
-
-
-def kpi_values(page: Page) -> dict[str, float]:
-    values = {}
-    for test_id, field in KPI_FIELDS.items():
-        raw = page.get_by_test_id(test_id).get_attribute("data-value")
-        assert raw is not None, test_id
-        values[field] = float(raw)
-    return values
 
 
 def open_live(page: Page, stack: Stack) -> None:

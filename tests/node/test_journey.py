@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from devinfra.chromium import CHROMIUM_ARGS, host_resolver_args
+from devinfra.dashboard_page import KPI_FIELDS, kpi_values
 from devinfra.journey import HOST, OPERATOR_NAMESPACE, PIPELINE, Journey
 from devinfra.node import RealNode
 from devinfra.nodeconfig import DNS_SERVICE_IP, NODE_IP
@@ -30,21 +31,6 @@ pytestmark = [pytest.mark.node, pytest.mark.browser, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-KPI_FIELDS = {
-    "kpi-total-orders": "orders",
-    "kpi-total-sales": "sales",
-    "kpi-payments": "payments",
-    "kpi-fraud-alerts": "fraud_alerts",
-}
-
-
-def kpi_values(page: Page) -> dict[str, float]:
-    values = {}
-    for test_id, field in KPI_FIELDS.items():
-        raw = page.get_by_test_id(test_id).get_attribute("data-value")
-        assert raw is not None, test_id
-        values[field] = float(raw)
-    return values
 
 
 @pytest.fixture(scope="module")

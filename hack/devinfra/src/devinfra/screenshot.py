@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 from playwright.sync_api import sync_playwright
 
 from devinfra.chromium import CHROMIUM_ARGS, host_resolver_args
+from devinfra.dashboard_page import LIVE
 from devinfra.toolchain import Toolchain
-
-LIVE = '[data-testid="connection-state"][data-state="live"]'
 
 
 def main(argv: list[str]) -> int:
