@@ -235,9 +235,15 @@ class AnalyticsConsumer:
             self.consumer,
             self.ctx.name,
             self.ctx.stop.is_set,
-            self.watcher.raise_if_fatal,
+            self._before_retry,
             self.settings.transaction_timeout_ms / 1000.0,
         )
+
+    def _before_retry(self) -> None:
+        # Waiting for the broker is not a stuck loop (and the wait is bounded inside a
+        # transaction), but wrong credentials surface only through error_cb.
+        self.ctx.health.beat()
+        self.watcher.raise_if_fatal()
 
     def _renew_producer(self, reason: str) -> None:
         """A fresh producer for one that can do nothing more (see core/worker.py), and every

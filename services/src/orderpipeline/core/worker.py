@@ -128,9 +128,15 @@ class ConsumerWorker:
             self.consumer,
             self.ctx.name,
             self.ctx.stop.is_set,
-            self.watcher.raise_if_fatal,
+            self._before_retry,
             self.settings.transaction_timeout_ms / 1000.0,
         )
+
+    def _before_retry(self) -> None:
+        # Waiting for the broker is not a stuck loop (and the wait is bounded inside a
+        # transaction), but wrong credentials surface only through error_cb.
+        self.ctx.health.beat()
+        self.watcher.raise_if_fatal()
 
     def _renew_producer(self, reason: str) -> None:
         """Replace a producer that can do nothing more (fenced, fatal, stuck) with a fresh one
