@@ -35,7 +35,8 @@ def run() -> None:
         namespaces=conf.namespaces,
         standalone=conf.standalone,
         peering_name=conf.peering_name,
-        identity=peering_identity(),
+        # kopf.run types it as peering.Identity, a NewType of str that kopf does not export.
+        identity=peering_identity(),  # type: ignore[arg-type]
         liveness_endpoint=f"http://0.0.0.0:{conf.liveness_port}/healthz",
     )
 
