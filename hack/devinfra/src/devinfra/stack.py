@@ -95,7 +95,9 @@ class Stack:
         self._service("backend", backend_env)
         for name in WORKERS:
             self.health_ports[name] = free_port()
-            self._service(name, base | {"HEALTH_PORT": str(self.health_ports[name])})
+            # Probes listen on loopback here: nothing outside this machine needs them.
+            health = {"HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(self.health_ports[name])}
+            self._service(name, base | health)
         write_local_env(local_env_path(self.rundir), base, self.url)
         self._write_state()
         wait_for(
