@@ -169,6 +169,33 @@ def test_status_shows_each_groups_lag_partitions_and_ready_replicas(
     assert line in metrics
 
 
+def test_small_lag_moves_are_on_metrics_but_not_written_to_the_status(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
+) -> None:
+    topics.produce(topics.orders, 1000)
+    apply(k8s, namespace, lag_pipeline("calm", topics))
+
+    def settled() -> bool:
+        """Ready replicas seen, and a rate (which needs a second reading) known."""
+        groups = status(k8s, namespace, "calm").get("consumers") or {}
+        return len(groups) == 3 and all(
+            g.get("readyReplicas") == 1 and "ratePerSecond" in g for g in groups.values()
+        )
+
+    eventually(settled, timeout=60, what="every group read twice with its replica ready")
+    before = get(k8s, namespace, "opl", "calm")["metadata"]["resourceVersion"]
+    topics.produce(topics.orders, 20)  # 2%: not worth a status write
+    time.sleep(3 * LAG_INTERVAL_SECONDS)
+    after = get(k8s, namespace, "opl", "calm")
+    assert after["metadata"]["resourceVersion"] == before
+    assert after["status"]["consumers"]["fraud"]["lag"] == 1000
+    line = (
+        f'orderpipeline_operator_consumer_lag{{group="fraud",namespace="{namespace}",'
+        f'pipeline="calm"}} 1020.0'
+    )
+    assert line in operator.metrics()
+
+
 def test_growing_lag_sets_lagging(
     k8s: LocalCluster, operator: OperatorProcess, namespace: str, topics: Topics
 ) -> None:

@@ -3,6 +3,8 @@ functions over offsets, no Kafka (test_operator_kafka_lag.py reads the real brok
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from orderpipeline_operator.consumer_groups import consumer_groups
 from orderpipeline_operator.lag import (
     GroupHistory,
@@ -105,7 +107,7 @@ def test_lag_growing_is_timed_from_the_first_rise_and_reset_by_a_fall() -> None:
     lag, history = _track(history, [offsets(0, high=20)], now=15)
     assert lag.growing_for == 15
     lag, history = _track(history, [offsets(0, high=30)], now=30)
-    assert lag.growing_for == 30
+    assert lag.growing_for == 30  # rising at every reading since the first rise
     lag, _ = _track(history, [offsets(25, high=30)], now=45)
     assert lag.growing_for == 0
 
@@ -116,3 +118,22 @@ def test_max_topic_partitions_is_the_widest_topic() -> None:
     ]
     lag, _ = _track(None, parts, now=0)
     assert (lag.partitions, lag.max_topic_partitions) == (9, 6)
+
+
+def test_lag_standing_still_is_not_growing() -> None:
+    _, history = _track(None, [offsets(0, high=10)], now=0)
+    lag, history = _track(history, [offsets(0, high=20)], now=15)
+    assert lag.growing_for == 15
+    lag, _ = _track(history, [offsets(0, high=20)], now=30)
+    assert lag.growing_for == 0
+
+
+@given(st.integers(-1001, 10**9), st.integers(-1, 10**9), st.integers(-1, 10**9), st.booleans())
+def test_lag_is_never_negative_nor_more_than_the_log_holds(
+    committed: int, low: int, high: int, earliest: bool
+) -> None:
+    lag = partition_lag(
+        offsets(committed, low=low, high=high), "earliest" if earliest else "latest"
+    )
+    assert lag >= 0
+    assert lag <= max(0, high - max(low, 0))

@@ -93,12 +93,11 @@ def _rate(
 
 
 def _growing_since(previous: GroupHistory | None, lag: int) -> float | None:
-    """When the lag started growing: it rose at some reading and never fell since."""
-    if previous is None or lag == 0 or lag < previous.lag:
+    """When the lag started growing: it has risen at every reading since. A lag that
+    stands still is not growing (a stalled consumer shows as a stuck partition)."""
+    if previous is None or lag <= previous.lag:
         return None
-    if lag > previous.lag:
-        return previous.growing_since if previous.growing_since is not None else previous.at
-    return previous.growing_since
+    return previous.growing_since if previous.growing_since is not None else previous.at
 
 
 def track(
