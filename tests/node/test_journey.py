@@ -100,7 +100,7 @@ def test_every_pod_is_a_running_container_and_ready(journey: Journey) -> None:
             assert status["ready"], (pod["metadata"]["name"], status)
             assert status["containerID"].startswith("containerd://"), status
             assert status["imageID"], status
-    for namespace in ("default", OPERATOR_NAMESPACE):
+    for namespace in ("default", OPERATOR_NAMESPACE, "kube-system", "traefik"):
         labels = journey.json("get", "namespace", namespace)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted", namespace
 

@@ -60,8 +60,9 @@ ADDONS = REPO_ROOT / "hack" / "node" / "addons"
 WHAT = "real Kubernetes node"
 #: OCI archives to import, each named with its full image reference.
 Images = Sequence[Path]
-#: Namespaces where every pod must meet the restricted Pod Security Standard.
-RESTRICTED_NAMESPACES = ("default",)
+#: Namespaces where every pod must meet the restricted Pod Security Standard (the
+#: ingress controller's own namespace says so in hack/node/addons/traefik.yaml).
+RESTRICTED_NAMESPACES = ("default", "kube-system")
 INGRESS_NAMESPACE = "traefik"
 INGRESS_SERVICE = "traefik"
 
