@@ -425,3 +425,50 @@ def test_kafka_going_down_scales_nothing_and_recovers_when_it_returns(
         assert condition(k8s, namespace, "flaky", "Lagging")["status"] != "Unknown"
         assert replicas(k8s, namespace, "flaky-fraud") == 3
         operator.proc.ensure_running()
+
+
+def test_lag_is_read_with_the_pipelines_own_sasl_credentials_and_ca(
+    k8s: LocalCluster, operator: OperatorProcess, namespace: str, kafka_sasl: KafkaBroker
+) -> None:
+    """SASL_SSL like Confluent Cloud: the username, password and CA come from the
+    pipeline's Secrets, and a wrong password says so in the condition."""
+    topics = Topics(kafka_sasl)
+    topics.produce(topics.orders, 42)
+    k8s.kubectl(
+        "-n", namespace, "create", "secret", "generic", "kafka-credentials",
+        f"--from-literal=username={kafka_sasl.sasl_username}",
+        f"--from-literal=password={kafka_sasl.sasl_password}",
+        f"--from-file=ca.crt={kafka_sasl.ca_file}",
+    )  # fmt: skip
+    kafka = {
+        "bootstrapServers": kafka_sasl.bootstrap_servers,
+        "securityProtocol": "SASL_SSL",
+        "saslMechanism": "PLAIN",
+        "credentialsSecretRef": {"name": "kafka-credentials"},
+        "caSecretRef": {"name": "kafka-credentials"},
+        "topics": topics.names,
+    }
+    spec = pipeline("sasl", kafka=kafka, producer={"enabled": False}, webapp={"enabled": False})
+    apply(k8s, namespace, spec)
+    eventually(
+        lambda: consumer(k8s, namespace, "sasl", "fraud").get("lag") == 42,
+        timeout=60, what="lag read over SASL_SSL",
+    )  # fmt: skip
+
+    k8s.kubectl(
+        "-n", namespace, "patch", "secret", "kafka-credentials", "--type=merge",
+        "-p", '{"stringData": {"password": "wrong"}}',
+    )  # fmt: skip
+
+    def refused() -> bool:
+        cond = condition(k8s, namespace, "sasl", "Lagging")
+        return cond.get("reason") == "KafkaUnreachable" and "Invalid username or password" in str(
+            cond.get("message")
+        )
+
+    eventually(refused, timeout=60, what="Lagging=Unknown naming the failed authentication")
+    # The cause reads the same at every reading: one write, not one per interval.
+    first = get(k8s, namespace, "opl", "sasl")["metadata"]["resourceVersion"]
+    time.sleep(3 * LAG_INTERVAL_SECONDS)
+    assert get(k8s, namespace, "opl", "sasl")["metadata"]["resourceVersion"] == first
+    assert str(kafka_sasl.sasl_password) not in json.dumps(status(k8s, namespace, "sasl"))

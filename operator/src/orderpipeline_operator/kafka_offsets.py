@@ -11,6 +11,7 @@ unreachable broker costs one KafkaUnavailable after `timeout` seconds, never a h
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -66,13 +67,32 @@ def client_config(
     return conf
 
 
-def _ignore(_: KafkaError) -> None:
-    """error_cb: transient errors surface as the timeouts of the calls themselves."""
+_TIMING = re.compile(r"\s*\(after \d+ms in state \w+\)")
 
 
-def _why(exc: KafkaException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return f"{arg.name()}: {arg.str()}" if isinstance(arg, KafkaError) else str(arg)
+def _specific(cause: str) -> tuple[bool, str]:
+    """librdkafka's summary ("1/1 brokers are down") after the causes themselves."""
+    return ("brokers are down" in cause, cause)
+
+
+class _Errors:
+    """error_cb: what librdkafka met on its connections. A failed call says only "Broker
+    transport failure" or "timed out"; the cause (bad credentials, an untrusted
+    certificate, a name that does not resolve) arrives here."""
+
+    def __init__(self) -> None:
+        self.seen: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError) -> None:
+        self.seen.append(error)
+
+    def why(self, exc: KafkaException) -> str:
+        arg = exc.args[0] if exc.args else exc
+        said = f"{arg.name()}: {arg.str()}" if isinstance(arg, KafkaError) else str(arg)
+        # Sorted and without timings: the message goes into a status condition, and must
+        # read the same at every reading while the cause is the same (no status churn).
+        causes = sorted({_TIMING.sub("", e.str()) for e in self.seen} - {said}, key=_specific)
+        return f"{said} ({'; '.join(causes[:2])})" if causes else said
 
 
 def _retrying(call: Callable[[], T], deadline: float) -> T:
@@ -95,10 +115,11 @@ def read_offsets(
     Transient broker answers are retried until `timeout` seconds have passed in all."""
     deadline = time.monotonic() + timeout
     consumers: dict[str, Consumer] = {}
+    errors = _Errors()
     try:
         for group in groups:
             consumers[group.name] = Consumer(
-                {**config, "group.id": group.group_id, "error_cb": _ignore}
+                {**config, "group.id": group.group_id, "error_cb": errors}
             )
         reader = next(iter(consumers.values()))
         topics = sorted({t for g in groups for t in g.topics})
@@ -139,7 +160,9 @@ def read_offsets(
             ]
         return out
     except KafkaException as exc:
-        raise KafkaUnavailable(_why(exc)) from exc
+        for consumer in consumers.values():
+            consumer.poll(0)  # serves error_cb: the causes queued while the call waited
+        raise KafkaUnavailable(errors.why(exc)) from exc
     finally:
         for consumer in consumers.values():
             consumer.close()
