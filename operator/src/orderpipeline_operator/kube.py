@@ -2,7 +2,7 @@
 
 Raw JSON in and out over `ApiClient.call_api` with plain REST paths: the manifests are
 plain dicts, and the generated `CoreV1Api`/`AppsV1Api` modules (6 MB of Python source)
-alone cost ~95 MB of RSS and seconds of start-up to import, for the eight calls below.
+alone cost ~95 MB of RSS and seconds of start-up to import, for the few calls below.
 """
 
 from __future__ import annotations
