@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from devinfra.procs import free_port, pid_alive
+from confluent_kafka import Consumer, TopicPartition
+from devinfra.procs import free_port, pid_alive, wait_for
 from devinfra.toolchain import Toolchain
 from playwright.sync_api import Browser, Page, expect
 
@@ -110,6 +116,96 @@ def test_second_up_does_not_start_a_second_stack(
     assert again.returncode == 0
     assert "already running" in again.stdout
     assert (rundir / "supervisor.pid").read_text() == before
+
+
+SERVICES = ("producer", "fraud", "payment", "analytics", "backend")
+
+
+def _state(rundir: Path) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((rundir / "state.json").read_text())
+    return state
+
+
+def _orders_in_kafka(bootstrap: str) -> list[str]:
+    """Every order id in `orders`, read committed from the start to the end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"stack-audit-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        topic = consumer.list_topics("orders", timeout=10).topics["orders"]
+        parts = [TopicPartition("orders", p, 0) for p in topic.partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+        consumer.assign(parts)
+        ids: list[str] = []
+        left = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is None or message.error():
+                continue
+            value, offset, partition = message.value(), message.offset(), message.partition()
+            assert value is not None and offset is not None and partition is not None
+            ids.append(json.loads(value)["order_id"])
+            if offset + 1 >= ends[partition]:
+                left.discard(partition)
+        assert not left, f"could not read `orders` to its end: {left}"
+        return ids
+    finally:
+        consumer.close()
+
+
+def test_killed_services_are_restarted_and_nothing_is_lost_or_counted_twice(
+    running_stack: tuple[Path, str], stack_env: dict[str, str]
+) -> None:
+    rundir, url = running_stack
+
+    def restarted(name: str, old_pid: int) -> bool:
+        now = _state(rundir)[name]
+        return bool(now["pid"] != old_pid and pid_alive(now["pid"]) and now["restarts"] == 1)
+
+    for name in SERVICES:
+        pid = _state(rundir)[name]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(partial(restarted, name, pid), timeout=60, what=f"{name} restarted")
+    wait_for(
+        lambda: _stack("status", rundir, stack_env).returncode == 0,
+        timeout=60,
+        what="every process healthy again",
+    )
+    status = _stack("status", rundir, stack_env).stdout
+    for name in SERVICES:
+        (line,) = [line for line in status.splitlines() if line.split()[:1] == [name]]
+        assert line.split()[2:4] == ["ok", "1"], status  # state, restarts
+    assert "restart 1" in Path(_state(rundir)["fraud"]["log"]).read_text()
+
+    # Quiet the producer (stopped, not exited: the supervisor leaves it alone), then
+    # compare what Kafka holds with what the backend counts.
+    producer = _state(rundir)["producer"]["pid"]
+    os.kill(producer, signal.SIGSTOP)
+    try:
+        bootstrap = dict(
+            line.split("=", 1)
+            for line in (rundir.parent / "local.env").read_text().splitlines()
+            if "=" in line and not line.startswith("#")
+        )["KAFKA_BOOTSTRAP_SERVERS"]
+        seen: dict[str, Any] = {}
+
+        def exact() -> bool:
+            ids = _orders_in_kafka(bootstrap)
+            with urllib.request.urlopen(f"{url}/api/analytics", timeout=5) as response:
+                totals = json.load(response)["totals"]
+            seen.update(kafka=len(ids), distinct=len(set(ids)), totals=totals)
+            return bool(totals["orders"] == len(ids) == len(set(ids)) == totals["payments"])
+
+        wait_for(exact, timeout=120, interval=2, what=f"totals equal to Kafka: {seen}")
+    finally:
+        os.kill(producer, signal.SIGCONT)
 
 
 def test_down_leaves_no_process(

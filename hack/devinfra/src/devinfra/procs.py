@@ -128,9 +128,17 @@ class ManagedProcess:
     def pid(self) -> int | None:
         return self._popen.pid if self._popen else None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the process has exited (negative: killed by that signal)."""
+        return self._popen.poll() if self._popen else None
+
     def start(self) -> ManagedProcess:
+        """Start, or start again after an exit (the log is appended to)."""
         if self.running:
             return self
+        if self._log is not None:
+            self._log.close()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._popen = subprocess.Popen(

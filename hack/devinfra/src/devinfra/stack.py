@@ -31,6 +31,7 @@ from devinfra import daemon
 from devinfra.gocaves import CouchbaseCluster, Gocaves
 from devinfra.kafka import KafkaBroker
 from devinfra.procs import ManagedProcess, free_port, pid_alive, wait_for
+from devinfra.restarts import Restarter
 from devinfra.toolchain import REPO_ROOT
 
 RUNDIR = REPO_ROOT / ".run" / "stack"
@@ -50,6 +51,7 @@ class Stack:
     gocaves: Gocaves | None = None
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     health_ports: dict[str, int] = field(default_factory=dict)
+    restarter: Restarter | None = None
 
     @property
     def url(self) -> str:
@@ -100,6 +102,7 @@ class Stack:
             self._service(name, base | health)
         write_local_env(local_env_path(self.rundir), base, self.url)
         self._write_state()
+        self.restarter = Restarter(self.services, self._write_state).start()
         wait_for(
             self._orders_visible,
             timeout=120,
@@ -117,11 +120,13 @@ class Stack:
             return int(json.load(resp)["totals"]["orders"]) > 0
 
     def _write_state(self) -> None:
+        records = self.restarter.records if self.restarter else {}
         state = {
             name: {
                 "pid": proc.pid,
                 "health": f"http://127.0.0.1:{self.health_ports[name]}/healthz",
                 "log": str(proc.log_path),
+                "restarts": records[name].restarts if name in records else 0,
             }
             for name, proc in self.services.items()
         }
@@ -135,6 +140,8 @@ class Stack:
         (self.rundir / "state.json").write_text(json.dumps(state, indent=2))
 
     def stop(self) -> None:
+        if self.restarter is not None:
+            self.restarter.stop()
         # Producer first, so consumers drain what it sent; backend last.
         for name in ["producer", "fraud", "payment", "analytics", "backend"]:
             if name in self.services:
@@ -187,7 +194,7 @@ def status(rundir: Path) -> int:
         print(f"{WHAT}: stopped")
         return 1
     state = json.loads((rundir / "state.json").read_text())
-    print(f"{'process':<10} {'pid':>8}  {'state':<9} health")
+    print(f"{'process':<10} {'pid':>8}  {'state':<9} {'restarts':>8}  health")
     worst = 0
     for name, info in state.items():
         alive = pid_alive(info["pid"])
@@ -195,7 +202,8 @@ def status(rundir: Path) -> int:
         ok = alive and (not health or _healthy(health))
         worst |= not ok
         label = ("ok" if ok else "unhealthy") if alive else "dead"
-        print(f"{name:<10} {info['pid']:>8}  {label:<9} {health or '-'}")
+        restarts = info.get("restarts", "-")
+        print(f"{name:<10} {info['pid']:>8}  {label:<9} {restarts:>8}  {health or '-'}")
     return worst
 
 
