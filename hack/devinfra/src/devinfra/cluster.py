@@ -186,7 +186,9 @@ class LocalCluster(StartStop):
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
             "--bind-address=127.0.0.1",
-            f"--secure-port={free_port()}",
+            # No HTTPS endpoint: nothing here reads it, and a port picked free and
+            # then bound later could be taken in between (seen once in CI).
+            "--secure-port=0",
             f"--service-account-private-key-file={self.sa_key}",
             f"--root-ca-file={self.tls.ca_pem}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -208,7 +210,9 @@ class LocalCluster(StartStop):
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                # No HTTPS endpoint: nothing here reads it, and a port picked free and
+                # then bound later could be taken in between (seen once in CI).
+                "--secure-port=0",
                 "--leader-elect=false",
                 "--v=1",
             ],
