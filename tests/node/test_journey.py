@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -195,10 +196,45 @@ def _pod_uids(journey: Journey) -> dict[str, set[str]]:
     return uids
 
 
-def test_rotated_couchbase_secret_rolls_exactly_the_pods_using_it(
+class _IngressWatch:
+    """GET /api/analytics through the ingress every 50 ms in a thread; keeps what failed.
+
+    What a dashboard polling during a rolling update meets: an error answer (a 502 from a
+    pod that stopped accepting) or a request hanging on a pod address that is gone.
+    """
+
+    def __init__(self, journey: Journey) -> None:
+        self._journey = journey
+        self._stop = threading.Event()
+        self.requests = 0
+        self.failures: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="ingress-watch", daemon=True)
+
+    def __enter__(self) -> _IngressWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._journey.analytics()
+            except Exception as exc:  # every kind of failure is what the test reports
+                took = time.monotonic() - started
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc!r} after {took:.1f} s")
+            self.requests += 1
+            self._stop.wait(0.05)
+
+
+def test_rotated_couchbase_secret_rolls_exactly_the_pods_using_it_without_dropping_a_request(
     journey: Journey, node_page: Page
 ) -> None:
-    """A new Couchbase user and password: the pods reading them roll, the others stay."""
+    """A new Couchbase user and password: the pods reading them roll, the others stay, and
+    the dashboard's API answers every request through the ingress while the backend rolls."""
     password = secrets.token_urlsafe(16)
     couchbase_pod = journey.json("get", "pods", "-l", "app.kubernetes.io/name=couchbase")
     pod_ip = couchbase_pod["items"][0]["status"]["podIP"]
@@ -212,14 +248,34 @@ def test_rotated_couchbase_secret_rolls_exactly_the_pods_using_it(
 
     before = _pod_uids(journey)
     secret = {"stringData": {"username": "orders-app", "password": password}}
-    journey.kubectl("patch", "secret", "couchbase-credentials", "-p", json.dumps(secret))
 
-    def rolled() -> bool:
-        now = _pod_uids(journey)
-        return bool(now.get("analytics")) and not (now["analytics"] & before["analytics"])
+    def rolled(component: str) -> Callable[[], bool]:
+        def check() -> bool:
+            now = _pod_uids(journey)
+            return bool(now.get(component)) and not (now[component] & before[component])
 
-    wait_for(rolled, timeout=240, interval=2, what="analytics pods replaced")
-    journey.kubectl("wait", "--for=condition=Ready", f"orderpipeline/{PIPELINE}", "--timeout=300s")
+        return check
+
+    with _IngressWatch(journey) as watch:
+        journey.kubectl("patch", "secret", "couchbase-credentials", "-p", json.dumps(secret))
+        wait_for(rolled("analytics"), timeout=240, interval=2, what="analytics pods replaced")
+        wait_for(rolled("backend"), timeout=240, interval=2, what="backend pods replaced")
+        backend = "app.kubernetes.io/component=backend"
+        journey.kubectl("rollout", "status", "deployment", "-l", backend, "--timeout=240s")
+        journey.kubectl(
+            "wait", "--for=condition=Ready", f"orderpipeline/{PIPELINE}", "--timeout=300s"
+        )
+        # Until the old backend pod has drained and exited: the moment requests used to hang.
+        wait_for(
+            lambda: len(journey.json("get", "pods", "-l", backend)["items"]) == 1,
+            timeout=120,
+            interval=1,
+            what="only the new backend pod left",
+        )
+    assert watch.requests > 100, f"only {watch.requests} requests watched the roll"
+    assert not watch.failures, f"{len(watch.failures)} of {watch.requests} failed: " + "; ".join(
+        watch.failures[:10]
+    )
     after = _pod_uids(journey)
     for component in ("producer", "fraud", "payment"):
         assert after.get(component) == before.get(component), component

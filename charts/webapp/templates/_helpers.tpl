@@ -143,3 +143,17 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+The container's preStop sleep of `drainSeconds`: the pod stays in service while its endpoint is
+removed from the ingress and the Services, and only then gets SIGTERM (the server stops accepting
+at once). Argument: the seconds; nothing when 0.
+*/}}
+{{- define "webapp.drain" -}}
+{{- if gt (int .) 0 }}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ int . }}
+{{- end }}
+{{- end }}
