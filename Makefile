@@ -30,12 +30,13 @@ doctor: ## One line per component: pinned and found version, path, OK or MISSING
 # so mypy checks each test directory on its own; every directory runs, then any failure fails.
 MYPY_TEST_DIRS = bench tests/conftest.py $(sort $(dir $(wildcard tests/*/*.py)))
 
-lint: lint-python ## ruff, mypy (src, then bench and each tests/ directory), and the dashboard's eslint + tsc
+lint: lint-python ## ruff, the import contracts (pyproject.toml), mypy, and the dashboard's eslint + tsc
 	cd services/dashboard && npm run --silent lint
 
-lint-python: bootstrap ## ruff and strict mypy only (run by `make test`, which checks the dashboard itself)
+lint-python: bootstrap ## ruff, import contracts and strict mypy only (run by `make test`, which checks the dashboard itself)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
 	@failed=""; for d in $(MYPY_TEST_DIRS); do \
 	  printf '.venv/bin/mypy %-22s ' "$$d"; .venv/bin/mypy "$$d" || failed="$$failed $$d"; \

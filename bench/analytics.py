@@ -65,7 +65,7 @@ def run_ours(
     env: BenchEnv, count: int, max_seconds: float, transactions: bool = True
 ) -> tuple[float, float]:
     """(orders/s, peak RSS MB) of `orderpipeline analytics` over `count` stored orders."""
-    from orderpipeline.analytics.store import AnalyticsStore
+    from orderpipeline.core.aggregate_store import AnalyticsStore
 
     topics = _topics(env)
     _produce_orders(env, topics["orders"], count)

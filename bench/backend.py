@@ -109,8 +109,8 @@ def _free_port() -> int:
 
 def _seed(cluster: Any, orders: int) -> list[str]:
     """Partition aggregates and order documents of `orders` orders; returns their ids."""
-    from orderpipeline.analytics.aggregate import PartitionAggregate, Record, apply_batch
-    from orderpipeline.analytics.store import AnalyticsStore, PartitionId
+    from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch
+    from orderpipeline.core.aggregate_store import AnalyticsStore, PartitionId
 
     rng = random.Random(2)
     now = datetime.now(UTC)

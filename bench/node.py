@@ -18,45 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from devinfra.chromium import CHROMIUM_ARGS, host_resolver_args
+from devinfra.chromium import host_resolver_args
 from devinfra.journey import HOST, OPERATOR_NAMESPACE, PIPELINE, Journey
 from devinfra.node import RealNode, build_images
 from devinfra.nodeconfig import NODE_IP
 from devinfra.procs import wait_for
-from devinfra.toolchain import Toolchain
-from playwright.sync_api import sync_playwright
 
 from bench.common import BenchEnv, Figure, summarize
-
-ORDERS = 50
-# Records when each order row first appears, in the page's own clock (the host's).
-WATCH_ROWS = """() => {
-  window.__seen = {};
-  const note = () => {
-    for (const row of document.querySelectorAll('[data-testid="order-row"]')) {
-      const id = row.dataset.orderId;
-      if (id && !(id in window.__seen)) window.__seen[id] = Date.now();
-    }
-  };
-  note();
-  new MutationObserver(note).observe(document.body, {
-    subtree: true, childList: true, attributes: true, attributeFilter: ["data-order-id"],
-  });
-}"""
-TEMPLATE = {
-    "customer_id": 7,
-    "amount": 42.5,
-    "currency": "USD",
-    "country": "US",
-    "status": "CREATED",
-    "source": "bench-node",
-}
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
+from bench.dashboard_latency import ORDERS, TEMPLATE, order_to_row_ms, percentile
 
 
 def _apply_to_ready(journey: Journey) -> tuple[float, float]:
@@ -79,27 +48,12 @@ def _apply_to_ready(journey: Journey) -> tuple[float, float]:
 
 
 def _latencies(journey: Journey) -> list[float]:
-    """Milliseconds from the broker's ack to the row in Chromium, per order."""
-    executable = str(Toolchain.load().chromium)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, args=[*CHROMIUM_ARGS, *host_resolver_args(HOST, NODE_IP)]
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"http://{HOST}/")
-            page.wait_for_selector('[data-testid="connection-state"][data-state="live"]')
-            page.evaluate(WATCH_ROWS)
-            acked = journey.produce_orders(TEMPLATE, count=ORDERS, interval=0.2)
-            wait_for(
-                lambda: set(acked) <= set(page.evaluate("Object.keys(window.__seen)")),
-                timeout=60,
-                what=f"{ORDERS} orders in the page",
-            )
-            seen: dict[str, float] = page.evaluate("window.__seen")
-        finally:
-            browser.close()
-    return [seen[order_id] - at * 1000 for order_id, at in acked.items()]
+    """Broker ack -> row in Chromium via the ingress, orders produced inside a pod."""
+
+    def produce(count: int, interval: float) -> dict[str, float]:
+        return journey.produce_orders(TEMPLATE, count=count, interval=interval)
+
+    return order_to_row_ms(f"http://{HOST}/", produce, tuple(host_resolver_args(HOST, NODE_IP)))
 
 
 def measure(env: BenchEnv, quick: bool) -> list[Figure]:

@@ -2,7 +2,7 @@
 repository root.
 
 Starts its own Kafka broker and gocaves (devinfra), runs every benchmark module (bench/workers.py,
-and bench/analytics.py, bench/backend.py, bench/operator.py when present), and writes
+bench/analytics.py, bench/backend.py, bench/operator.py, bench/stack.py, bench/node.py), and writes
 bench/results/latest.json ({"machine", "versions", "figures"}) and bench/results/latest.md.
 Each figure is the median of 3 runs (1 with --quick) next to its baseline from the same run.
 `--only bench.node` runs the named modules and replaces just their figures in latest.json
@@ -28,7 +28,14 @@ from typing import Any
 from bench.common import BenchEnv, Figure
 
 RESULTS = Path(__file__).parent / "results"
-MODULES = ("bench.workers", "bench.analytics", "bench.backend", "bench.operator", "bench.node")
+MODULES = (
+    "bench.workers",
+    "bench.analytics",
+    "bench.backend",
+    "bench.operator",
+    "bench.stack",
+    "bench.node",
+)
 
 
 def machine() -> dict[str, Any]:

@@ -308,9 +308,9 @@ def assert_analytics_exact(
 
 def read_view(collection: Any, now: datetime) -> dict[str, Any]:
     """The analytics as the backend would serve them, straight from the stored documents."""
-    from orderpipeline.analytics.aggregate import merge
-    from orderpipeline.analytics.store import AnalyticsStore
     from orderpipeline.backend.view import analytics_view
+    from orderpipeline.core.aggregate import merge
+    from orderpipeline.core.aggregate_store import AnalyticsStore
 
     aggregates, _ = AnalyticsStore(collection).read_all()
     return analytics_view(merge(aggregates.values()), now)

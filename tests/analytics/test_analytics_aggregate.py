@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from orderpipeline.analytics.aggregate import (
+from orderpipeline.core.aggregate import (
     LATEST_ORDERS,
     MINUTES_KEPT,
     Bucket,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from devinfra.gocaves import CouchbaseCluster
-from orderpipeline.analytics.store import PAYMENT_PREFIX, SOURCE_FIELD, AnalyticsStore
+from orderpipeline.core.aggregate_store import PAYMENT_PREFIX, SOURCE_FIELD, AnalyticsStore
 from orderpipeline.core.order import Order
 
 from .helpers import (

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from orderpipeline.analytics.aggregate import PartitionAggregate, Record, apply_batch
-from orderpipeline.analytics.store import PartitionId, StoreUnavailable
 from orderpipeline.backend.api.deps import get_feed
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
 from orderpipeline.backend.main import create_app
 from orderpipeline.backend.schemas import AlertsPage, Analytics, OrdersPage
 from orderpipeline.backend.static import resolve
+from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch
+from orderpipeline.core.aggregate_store import PartitionId, StoreUnavailable
 from orderpipeline.core.order import Order
 
 NOW = datetime.now(UTC)

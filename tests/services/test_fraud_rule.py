@@ -6,8 +6,9 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
+from orderpipeline.core.fraud_rule import REASON, FraudRule, is_suspicious
 from orderpipeline.core.order import Order
-from orderpipeline.fraud import REASON, FraudRule, alert_json, is_suspicious
+from orderpipeline.fraud import alert_json
 
 DEFAULT = FraudRule()
 

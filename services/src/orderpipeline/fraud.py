@@ -1,56 +1,25 @@
 """Fraud service: reads every order (group `fraud-group`) and publishes an alert for each
 suspicious one to `fraud-alerts`, keyed by order_id.
 
-The rule (the original's, configurable): an order is suspicious when its amount is strictly
-above FRAUD_AMOUNT_THRESHOLD and its country is not in FRAUD_TRUSTED_COUNTRIES.
+The rule lives in core/fraud_rule.py: analytics counts with the same one.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
 from orderpipeline.core.config import WorkerSettings
+from orderpipeline.core.fraud_rule import REASON, FraudRule, FraudRuleSettings, is_suspicious
 from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order, format_timestamp, utc_now
 from orderpipeline.core.runner import ServiceContext, run_service
 from orderpipeline.core.worker import MAX_BATCH, ConsumerWorker, Emit
 
-REASON = "HIGH_AMOUNT_RISKY_COUNTRY"
 
-
-class FraudSettings(WorkerSettings):
+class FraudSettings(WorkerSettings, FraudRuleSettings):
     group_id: str = Field("fraud-group", min_length=1, validation_alias="FRAUD_GROUP_ID")
-    amount_threshold: float = Field(
-        300.0, ge=0, allow_inf_nan=False, validation_alias="FRAUD_AMOUNT_THRESHOLD"
-    )
-    trusted_countries: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset({"US", "CA"}), validation_alias="FRAUD_TRUSTED_COUNTRIES"
-    )
-
-    @field_validator("trusted_countries", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(c.strip().upper() for c in value.split(",") if c.strip())
-        return value
-
-
-@dataclass(frozen=True)
-class FraudRule:
-    """The fraud rule's parameters."""
-
-    amount_threshold: float = 300.0
-    trusted_countries: frozenset[str] = frozenset({"US", "CA"})
-
-
-def is_suspicious(order: Order, rule: FraudRule) -> bool:
-    """Amount strictly above the threshold and a country that is not trusted."""
-    return order.amount > rule.amount_threshold and order.country not in rule.trusted_countries
 
 
 def alert_json(order: Order, detected_at: str) -> bytes:
@@ -95,8 +64,7 @@ class FraudHandler:
 
 
 def _main(settings: FraudSettings, ctx: ServiceContext) -> int:
-    rule = FraudRule(settings.amount_threshold, settings.trusted_countries)
-    handler = FraudHandler(rule, settings.fraud_alerts_topic)
+    handler = FraudHandler(settings.fraud_rule, settings.fraud_alerts_topic)
     return ConsumerWorker(settings, ctx, settings.group_id, handler).run()
 
 

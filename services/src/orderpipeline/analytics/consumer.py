@@ -2,9 +2,9 @@
 
 Per batch and per partition it owns:
 1. skip messages below the partition's stored `next_offset` (already applied);
-2. claim each order document (`insert` with its `_source`, see store.py) and dead-letter
-   invalid messages (delivered before going on);
-3. apply the batch to the partition aggregate in memory (aggregate.py);
+2. claim each order document (`insert` with its `_source`, see core/aggregate_store.py)
+   and dead-letter invalid messages (delivered before going on);
+3. apply the batch to the partition aggregate in memory (core/aggregate.py);
 4. write the aggregate with its new `next_offset` in one CAS-guarded replace;
 5. store the offsets for librdkafka's auto-commit.
 A crash anywhere repeats at most steps 1-4 for messages whose aggregate was not written,
@@ -36,15 +36,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter
 
-from orderpipeline.analytics.aggregate import (
+from orderpipeline.analytics.settings import AnalyticsSettings
+from orderpipeline.core.aggregate import (
     JsonDict,
     PartitionAggregate,
     Record,
     apply_batch,
     merge,
 )
-from orderpipeline.analytics.settings import AnalyticsSettings
-from orderpipeline.analytics.store import (
+from orderpipeline.core.aggregate_store import (
     PAYMENT_PREFIX,
     SOURCE_FIELD,
     AggregateConflict,
@@ -54,6 +54,7 @@ from orderpipeline.analytics.store import (
     source_of,
 )
 from orderpipeline.core.deadletter import DeadLetters
+from orderpipeline.core.fraud_rule import REASON, FraudRule, is_suspicious
 from orderpipeline.core.kafka import (
     ErrorWatcher,
     close_clients,
@@ -70,7 +71,6 @@ from orderpipeline.core.transactions import (
     TransactionAborted,
     TransactionFatal,
 )
-from orderpipeline.fraud import REASON, FraudRule, is_suspicious
 
 SKIPPED = Counter(
     "orderpipeline_analytics_redelivered",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from orderpipeline.analytics.consumer import AnalyticsConsumer
 from orderpipeline.analytics.settings import AnalyticsSettings
-from orderpipeline.analytics.store import AnalyticsStore
+from orderpipeline.core.aggregate_store import AnalyticsStore
 from orderpipeline.core.couchbase import connect
+from orderpipeline.core.exit_codes import EXIT_CONFIG, EXIT_OK
 from orderpipeline.core.logging import get_logger
-from orderpipeline.core.runner import EXIT_CONFIG, EXIT_OK, ServiceContext, run_service
+from orderpipeline.core.runner import ServiceContext, run_service
 
 
 def _main(settings: AnalyticsSettings, ctx: ServiceContext) -> int:

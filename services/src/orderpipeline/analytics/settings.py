@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from orderpipeline.core.config import WorkerSettings
 from orderpipeline.core.couchbase import CouchbaseSettings
-from orderpipeline.fraud import FraudRule, FraudSettings
+from orderpipeline.core.fraud_rule import FraudRuleSettings
 
 
-class AnalyticsSettings(FraudSettings, CouchbaseSettings):
+class AnalyticsSettings(WorkerSettings, FraudRuleSettings, CouchbaseSettings):
     """Reads the same FRAUD_* variables as the fraud service, so both apply the same rule."""
 
     group_id: str = Field("analytics-group", min_length=1, validation_alias="ANALYTICS_GROUP_ID")
@@ -27,7 +28,3 @@ class AnalyticsSettings(FraudSettings, CouchbaseSettings):
     publish_interval_seconds: float = Field(
         1.0, gt=0, le=3600, validation_alias="ANALYTICS_PUBLISH_INTERVAL_SECONDS"
     )
-
-    @property
-    def fraud_rule(self) -> FraudRule:
-        return FraudRule(self.amount_threshold, self.trusted_countries)

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import anyio
 
-from orderpipeline.analytics.aggregate import PartitionAggregate, merge
-from orderpipeline.analytics.store import AnalyticsStore, PartitionId, StoreUnavailable
 from orderpipeline.backend.view import analytics_view
+from orderpipeline.core.aggregate import PartitionAggregate, merge
+from orderpipeline.core.aggregate_store import AnalyticsStore, PartitionId, StoreUnavailable
 from orderpipeline.core.couchbase import CouchbaseHandle, CouchbaseSettings, connect
 from orderpipeline.core.logging import get_logger
 

@@ -7,8 +7,8 @@ import uvicorn
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.main import create_app
 from orderpipeline.core.config import ConfigError, load_settings
+from orderpipeline.core.exit_codes import EXIT_CONFIG, EXIT_OK
 from orderpipeline.core.logging import configure_logging, get_logger
-from orderpipeline.core.runner import EXIT_CONFIG, EXIT_OK
 
 
 def serve() -> int:

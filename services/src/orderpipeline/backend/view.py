@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from orderpipeline.analytics.aggregate import Bucket, PartitionAggregate, minute_key
+from orderpipeline.core.aggregate import Bucket, PartitionAggregate, minute_key
 
 LATEST_IN_ANALYTICS = 50
 MINUTES_SHOWN = 60

@@ -1,9 +1,7 @@
 """The frame every service's `run()` shares: settings, logging, health server, signals, and
 turning the expected failures into one log line and an exit code.
 
-Exit codes: 0 done (stopped by a signal or finished its count), 1 runtime failure (an output
-could not be delivered), 2 invalid configuration, 3 unrecoverable Kafka error (credentials,
-TLS, authorization).
+Exit codes: core/exit_codes.py.
 """
 
 from __future__ import annotations
@@ -13,16 +11,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from orderpipeline.core.config import ConfigError, HealthSettings, load_settings
+from orderpipeline.core.exit_codes import EXIT_CONFIG, EXIT_KAFKA_FATAL
+from orderpipeline.core.exit_codes import EXIT_FAILURE as EXIT_FAILURE  # re-exported
+from orderpipeline.core.exit_codes import EXIT_OK as EXIT_OK  # re-exported
 from orderpipeline.core.health import HealthServer, HealthState
 from orderpipeline.core.kafka import KafkaFatalError
 from orderpipeline.core.lifecycle import StopFlag
 from orderpipeline.core.logging import configure_logging, get_logger
 from orderpipeline.core.metrics import ServiceMetrics
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
-EXIT_KAFKA_FATAL = 3
 
 H = TypeVar("H", bound=HealthSettings)
 

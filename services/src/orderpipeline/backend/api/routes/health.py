@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from orderpipeline.analytics.store import StoreUnavailable
 from orderpipeline.backend.api.deps import FeedDep
 from orderpipeline.backend.schemas import ErrorBody, Status
+from orderpipeline.core.aggregate_store import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -27,7 +27,7 @@ from couchbase.exceptions import (
 )
 from couchbase.options import ReplaceOptions
 
-from orderpipeline.analytics.aggregate import (
+from orderpipeline.core.aggregate import (
     JsonDict,
     PartitionAggregate,
     from_document,
