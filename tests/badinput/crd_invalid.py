@@ -98,8 +98,10 @@ def _required_paths(schema: Schema, path: tuple[str, ...] = ()) -> list[tuple[st
 
 
 @st.composite
-def invalid_spec(draw: st.DrawFn, secret: str) -> tuple[str, dict[str, Any]]:
-    """(what was broken, spec)."""
+def invalid_spec(draw: st.DrawFn, secret: str) -> tuple[str, str, dict[str, Any]]:
+    """(what was broken, a word the API server's refusal must contain, spec).
+
+    Every spec breaks a rule the CRD states, so the API server must refuse each one."""
     schema = spec_schema()
     spec = valid_spec(secret)
     choice = draw(st.sampled_from(["field", "field", "field", "required", "rule"]))
@@ -115,7 +117,7 @@ def invalid_spec(draw: st.DrawFn, secret: str) -> tuple[str, dict[str, Any]]:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
-        return f"missing {'.'.join(path)}", spec
+        return f"missing {'.'.join(path)}", path[-1], spec
     if choice == "rule":
         broken = draw(
             st.sampled_from(
@@ -137,9 +139,9 @@ def invalid_spec(draw: st.DrawFn, secret: str) -> tuple[str, dict[str, Any]]:
             )
         )
         _set(spec, broken[1], copy.deepcopy(broken[2]))
-        return broken[0], spec
+        return broken[0], broken[1][0], spec
     candidates = [(p, s) for p, s in fields(schema) if _violations(s)]
     path, sub = draw(st.sampled_from(candidates))
     value = draw(st.sampled_from(_violations(sub)))
     _set(spec, path, value)
-    return f"{'.'.join(path)} = {str(value)[:40]!r}", spec
+    return f"{'.'.join(path)} = {str(value)[:40]!r}", path[-1], spec
