@@ -1,16 +1,27 @@
-"""Every service on the SASL_SSL broker (and gocaves), at DEBUG: the Kafka password (random per
-broker, so a canary) never appears in a log line, a /metrics sample or a probe answer."""
+"""Every service at DEBUG: the Kafka password (random per SASL_SSL broker, so a canary) and a
+canary Couchbase password never appear in a log line, a /metrics sample, a probe or API
+answer, or a record of any topic (the dead-letter topic included)."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics.helpers import ServiceProcess, wait_until
+from analytics.helpers import (
+    ServiceProcess,
+    Topics,
+    make_orders,
+    produce,
+    produce_orders,
+    read_committed,
+    wait_until,
+)
 from devinfra.gocaves import CouchbaseCluster
+from devinfra.procs import free_port
 
 from security.canary import http_text, leaks, new_canary
 
@@ -115,3 +126,80 @@ def test_a_wrong_kafka_password_fails_fast_without_showing_it(
     log = process.output()
     assert "auth" in log.lower()
     assert leaks({f"{service} log": log}, [canary]) == []
+
+
+def test_couchbase_password_never_leaves_analytics_the_backend_or_the_topics(
+    kafka: Any, couchbase: CouchbaseCluster, tmp_path: Path, processes: list[ServiceProcess]
+) -> None:
+    canary = new_canary("couchbase-password")
+    user = couchbase.with_user("orders-app", canary)
+    topics = Topics.unique()
+    topics.create(kafka)
+    orders = make_orders(60)
+    produce_orders(kafka, topics.orders, orders)
+    produce(kafka, topics.orders, [(b"broken", b"{not an order")])  # for the dead-letter topic
+    kafka_env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LOG_LEVEL": "DEBUG"}
+    analytics = ServiceProcess(
+        "analytics", {**kafka_env, **topics.env(), **user.service_env()}, tmp_path
+    )
+    port = free_port()
+    backend_env = {**user.service_env(), "BACKEND_PORT": str(port), "LOG_LEVEL": "DEBUG"}
+    backend = ServiceProcess("backend", backend_env, tmp_path)
+    processes.extend([analytics.start(), backend.start()])
+    api = f"http://127.0.0.1:{port}"
+
+    def all_counted() -> bool:
+        assert analytics.alive(), analytics.output()
+        assert backend.alive(), backend.output()
+        try:
+            status, body = http_text(f"{api}/api/analytics")
+        except OSError:
+            return False
+        return status == 200 and f'"orders":{len(orders)},' in body
+
+    wait_until(all_counted, 90, f"{len(orders)} orders counted with the canary user")
+    dead_letters = read_committed(kafka, topics.dlq)
+    assert len(dead_letters) == 1, "the broken record is dead-lettered (and scanned below)"
+
+    places: dict[str, str] = {}
+    for path in ("/api/analytics", "/api/orders", "/api/fraud-alerts", "/metrics", "/readyz",
+                 "/healthz", "/openapi.json"):  # fmt: skip
+        places[f"backend {path}"] = http_text(f"{api}{path}")[1]
+    for path in ("/metrics", "/healthz", "/readyz"):
+        places[f"analytics {path}"] = http_text(f"http://127.0.0.1:{analytics.health_port}{path}")[
+            1
+        ]
+    for topic in (topics.orders, topics.analytics, topics.dlq):
+        for i, message in enumerate(read_committed(kafka, topic)):
+            headers = repr(message.headers() or [])
+            places[f"{topic}[{i}]"] = f"{message.key()!r} {message.value()!r} {headers}"
+    assert analytics.stop(60) == 0, analytics.output()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down: -15 is its clean stop.
+    assert backend.stop(60) in (0, -signal.SIGTERM), backend.output()
+    for process in (analytics, backend):
+        places[f"{process.name} log"] = process.output()
+    assert "connected to couchbase" in places["backend log"]
+    assert leaks(places, [canary]) == []
+
+
+def test_a_wrong_couchbase_password_stops_analytics_without_showing_it(
+    kafka: Any, couchbase: CouchbaseCluster, tmp_path: Path, processes: list[ServiceProcess]
+) -> None:
+    canary = new_canary("couchbase-password")
+    topics = Topics.unique()
+    topics.create(kafka)
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "LOG_LEVEL": "DEBUG",
+        **topics.env(),
+        **couchbase.service_env(),
+        "COUCHBASE_PASSWORD": canary,
+    }
+    analytics = ServiceProcess("analytics", env, tmp_path).start()
+    processes.append(analytics)
+    assert analytics.process is not None
+    code = analytics.process.wait(90)
+    log = analytics.output()
+    assert code != 0, log
+    assert "authentication" in log.lower(), log
+    assert leaks({"analytics log": log}, [canary]) == []

@@ -8,12 +8,15 @@ its output goes to a file.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote, urlencode
 
 from devinfra.procs import ManagedProcess, StartStop, wait_for
 from devinfra.toolchain import Toolchain
@@ -38,6 +41,24 @@ class CouchbaseCluster:
             "COUCHBASE_USERNAME": self.username,
             "COUCHBASE_PASSWORD": self.password,
         }
+
+    def with_user(self, username: str, password: str) -> CouchbaseCluster:
+        """This cluster as `username`, created (or its password replaced) with the admin role
+        through the management REST API, as Couchbase Server's own would."""
+        if not self.mgmt_addrs:
+            raise RuntimeError(f"gocaves gave no management address for {self.connstr}")
+        admin = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.mgmt_addrs[0]}/settings/rbac/users/local/{quote(username, safe='')}",
+            data=urlencode({"password": password, "roles": "admin"}).encode(),
+            method="PUT",
+            headers={
+                "Authorization": f"Basic {admin}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        return replace(self, username=username, password=password)
 
     def connect(self) -> Any:
         """A ready couchbase SDK Cluster (caller closes it)."""
