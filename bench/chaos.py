@@ -19,17 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "reliability.md"
-RESULTS = ROOT / "bench" / "results" / "chaos.json"
-BEGIN, END = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
-
-# tests/chaos is a package of the test tree (not installed): the scenarios live there so the
-# tests and this benchmark run one implementation.
-sys.path.insert(0, str(ROOT / "tests"))
-
-from chaos.harness import Report  # noqa: E402
-from chaos.scenarios import (  # noqa: E402
+# The scenarios live in the test tree so the tests and this benchmark run one implementation
+# (`python -m bench.chaos` from the repository root imports `tests` as a package).
+from tests.chaos.harness import Report
+from tests.chaos.scenarios import (
     Size,
     broker_kill,
     consumer_kills,
@@ -40,6 +33,11 @@ from chaos.scenarios import (  # noqa: E402
     rebalance,
     zombie,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "reliability.md"
+RESULTS = ROOT / "bench" / "results" / "chaos.json"
+BEGIN, END = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
 
 FULL = {
     "broker": Size(orders=20_000, rate=500, kills=1, broker_down_s=10, settle_s=300),

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics.helpers import (
+from devinfra.gocaves import CouchbaseCluster
+from devinfra.procs import free_port
+
+from tests.analytics.helpers import (
     ServiceProcess,
     Topics,
     assert_analytics_exact,
@@ -20,8 +23,6 @@ from analytics.helpers import (
     produce_orders,
     wait_until,
 )
-from devinfra.gocaves import CouchbaseCluster
-from devinfra.procs import free_port
 
 pytestmark = [pytest.mark.couchbase]
 

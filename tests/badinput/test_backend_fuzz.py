@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from chaos.harness import Pipeline, http_get, wait_until
 from devinfra.procs import free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+
+from tests.chaos.harness import Pipeline, http_get, wait_until
 
 pytestmark = [pytest.mark.couchbase, pytest.mark.kafka]
 

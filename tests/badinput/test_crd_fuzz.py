@@ -6,24 +6,20 @@ and reported in a Ready=False condition; the operator neither crashes nor loops.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos.harness import wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from .crd_invalid import invalid_spec
+from tests.chaos.harness import wait_until
+from tests.operator.operator_helpers import OperatorProcess, install_operator_crds
 
-# tests/operator is not a package (its name would shadow the stdlib `operator`).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from operator_helpers import OperatorProcess, install_operator_crds
+from .crd_invalid import invalid_spec
 
 pytestmark = [pytest.mark.cluster]
 

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from chaos.harness import (
+from confluent_kafka import Consumer, Producer, TopicPartition
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.chaos.harness import (
     Pipeline,
     Proc,
     collection_of,
@@ -26,9 +30,6 @@ from chaos.harness import (
     stored_aggregates,
     wait_processed,
 )
-from confluent_kafka import Consumer, Producer, TopicPartition
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from .strategies import invalid_message, valid_order
 

@@ -28,8 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from analytics.helpers import ServiceProcess
 from confluent_kafka import Consumer, TopicPartition
+
+from tests.analytics.helpers import ServiceProcess
 
 PARTITIONS = 3
 # The fraud rule's documented defaults (docs/services.md), restated here on purpose.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,13 +24,8 @@ from typing import Any
 import pytest
 from devinfra.cluster import LocalCluster
 from kubernetes import client, config, watch
-from security.cluster_setup import freeze_other_operators, resume_other_operators
 
-from .harness import wait_until
-
-# tests/operator is not a package (its name would shadow the stdlib `operator`).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from operator_helpers import (
+from tests.operator.operator_helpers import (
     OperatorProcess,
     apply,
     create_namespace,
@@ -40,6 +34,9 @@ from operator_helpers import (
     pods_by_component,
     wait_ready,
 )
+from tests.security.cluster_setup import freeze_other_operators, resume_other_operators
+
+from .harness import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OPERATOR, ROOT, WEBAPP, ci_values, parse_manifests, template_args
+
+from .conftest import OPERATOR, ROOT, WEBAPP, ci_values, parse_manifests, template_args
 
 pytestmark = pytest.mark.cluster
 

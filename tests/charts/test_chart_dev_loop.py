@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from conftest import ROOT
+
+from .conftest import ROOT
 
 
 def _load(name: str) -> dict[str, Any]:

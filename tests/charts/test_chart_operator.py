@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OPERATOR, ROOT, HelmRun, Render, by_kind, ci_values, container_env, one
 from orderpipeline_operator.settings import Settings
+
+from .conftest import OPERATOR, ROOT, HelmRun, Render, by_kind, ci_values, container_env, one
 
 REPOSITORY_CRD = ROOT / "crds" / "orderpipelines.yaml"
 CHART_CRD = OPERATOR / "files" / "orderpipelines.yaml"

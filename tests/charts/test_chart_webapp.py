@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import (
+
+from .conftest import (
     WEBAPP,
     HelmRun,
     Render,

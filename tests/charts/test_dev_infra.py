@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import ROOT, Manifest, by_kind, one
+
+from .conftest import ROOT, Manifest, by_kind, one
 
 pytestmark = pytest.mark.cluster
 

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboard_tools import npm, output_of
 from playwright.sync_api import Browser, Page
+
+from .dashboard_tools import npm, output_of
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from dashboard_stack import Stack, order_json, unique_topics
-from dashboard_tools import ARTIFACTS, ROW_IDS
 from devinfra.dashboard_page import kpi_values
 from devinfra.gocaves import Gocaves
 from devinfra.kafka import KafkaBroker
 from devinfra.procs import free_port
 from orderpipeline.core.order import new_order_id
 from playwright.sync_api import Page, expect
+
+from .dashboard_stack import Stack, order_json, unique_topics
+from .dashboard_tools import ARTIFACTS, ROW_IDS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.couchbase, pytest.mark.browser]
 

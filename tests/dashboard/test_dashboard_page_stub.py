@@ -11,10 +11,11 @@ import copy
 from pathlib import Path
 
 import pytest
-from dashboard_sample import sample_analytics
-from dashboard_stub import serve_stub
-from dashboard_tools import KPI_FIELDS, ROW_IDS
 from playwright.sync_api import Page, expect
+
+from .dashboard_sample import sample_analytics
+from .dashboard_stub import serve_stub
+from .dashboard_tools import KPI_FIELDS, ROW_IDS
 
 pytestmark = pytest.mark.browser
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboard_tools import npm, output_of
+from .dashboard_tools import npm, output_of
 
 
 def test_dashboard_component_tests_pass() -> None:

@@ -1,4 +1,5 @@
-"""`make lint-python` passes: ruff and strict mypy (src, bench, every tests/ directory).
+"""`make lint-python` passes: ruff, the import contracts (pyproject.toml), strict mypy (src,
+then bench and the `tests` package in one run).
 
 Run from `make test` so that CI refuses code that does not type-check; the dashboard's
 eslint + tsc (the rest of `make lint`) run in tests/dashboard/test_dashboard_vitest.py.
@@ -10,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 
-def test_python_is_ruff_and_strict_mypy_clean(repo_root: Path) -> None:
+def test_python_is_ruff_contract_and_strict_mypy_clean(repo_root: Path) -> None:
     lint = subprocess.run(
         ["make", "-s", "lint-python"], cwd=repo_root, capture_output=True, text=True, timeout=300
     )

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from devinfra.cluster import LocalCluster
-from operator_helpers import OperatorProcess, create_namespace, install_operator_crds
+
+from .operator_helpers import OperatorProcess, create_namespace, install_operator_crds
 
 
 @pytest.fixture(scope="session")

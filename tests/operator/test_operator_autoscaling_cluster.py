@@ -17,7 +17,8 @@ from confluent_kafka import Producer
 from devinfra.cluster import LocalCluster
 from devinfra.kafka import KafkaBroker
 from devinfra.procs import ManagedProcess, free_port
-from operator_helpers import (
+
+from .operator_helpers import (
     LAG_INTERVAL_SECONDS,
     LAGGING_AFTER_SECONDS,
     ROOT,

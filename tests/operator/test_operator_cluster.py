@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from devinfra.cluster import LocalCluster
-from operator_helpers import (
+
+from .operator_helpers import (
     RESYNC_SECONDS,
     OperatorProcess,
     apply,

@@ -18,7 +18,7 @@ import yaml
 from devinfra.cluster import LocalCluster
 from devinfra.procs import ManagedProcess, free_port, wait_for
 
-from security.canary import new_canary
+from .canary import new_canary
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_CHART = ROOT / "charts" / "orderpipeline-operator"

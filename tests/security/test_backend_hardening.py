@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from analytics.helpers import ServiceProcess, wait_until
 from devinfra.gocaves import CouchbaseCluster
 from devinfra.procs import free_port
 
-from security.canary import http_text, leaks, new_canary
+from tests.analytics.helpers import ServiceProcess, wait_until
+
+from .canary import http_text, leaks, new_canary
 
 pytestmark = [pytest.mark.couchbase]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from devinfra.cluster import LocalCluster
 
-from security.canary import decode_helm_release, http_text, leaks
-from security.cluster_setup import (
+from .canary import decode_helm_release, http_text, leaks
+from .cluster_setup import (
     PIPELINE,
     RELEASE,
     Deployment,

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics.helpers import (
+from devinfra.gocaves import CouchbaseCluster
+from devinfra.procs import free_port
+
+from tests.analytics.helpers import (
     ServiceProcess,
     Topics,
     make_orders,
@@ -20,10 +23,8 @@ from analytics.helpers import (
     read_committed,
     wait_until,
 )
-from devinfra.gocaves import CouchbaseCluster
-from devinfra.procs import free_port
 
-from security.canary import http_text, leaks, new_canary
+from .canary import http_text, leaks, new_canary
 
 pytestmark = [pytest.mark.kafka, pytest.mark.couchbase]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from security.canary import decode_helm_release, leaks, new_canary
-from security.dependency_audit import (
+from .canary import decode_helm_release, leaks, new_canary
+from .dependency_audit import (
     justified_ids,
     parse_npm_audit,
     parse_pip_audit,
