@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 
 .PHONY: help bootstrap doctor lint lint-python test test-chaos bench up down status logs \
-        cluster-up cluster-down node-up node-down node-status images audit bench-chaos
+        cluster-up cluster-down node-up node-down node-status images audit bench-chaos api-types
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,15 @@ lint-python: bootstrap ## ruff and strict mypy only (run by `make test`, which c
 	@failed=""; for d in $(MYPY_TEST_DIRS); do \
 	  printf '.venv/bin/mypy %-22s ' "$$d"; .venv/bin/mypy "$$d" || failed="$$failed $$d"; \
 	done; if [ -n "$$failed" ]; then echo "mypy failed in:$$failed"; exit 1; fi
+
+API_TYPES := services/dashboard/src/api/openapi.gen.ts
+
+# The generator reads the document on stdin and writes the types on stdout; the test
+# tests/dashboard/test_dashboard_api_types.py runs the same two commands and compares.
+api-types: bootstrap ## Regenerate the dashboard's API types from the backend's OpenAPI document
+	$(PY) -m orderpipeline.backend.openapi \
+	  | (cd services/dashboard && npm run --silent api-types) > $(API_TYPES).tmp
+	mv $(API_TYPES).tmp $(API_TYPES)
 
 test: bootstrap ## Run every test against the real Kafka, gocaves, Kubernetes and Chromium
 	.venv/bin/pytest $(PYTEST_ARGS)
