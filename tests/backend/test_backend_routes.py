@@ -15,6 +15,7 @@ from orderpipeline.analytics.store import PartitionId, StoreUnavailable
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
 from orderpipeline.backend.main import create_app
+from orderpipeline.backend.openapi import contract_document
 from orderpipeline.backend.schemas import AlertsPage, Analytics, OrdersPage
 from orderpipeline.backend.static import resolve
 from orderpipeline.core.order import Order
@@ -295,3 +296,14 @@ def test_the_lifespan_starts_and_closes_the_source(source: FakeSource) -> None:
     with TestClient(app):
         assert source.started and not source.closed
     assert source.closed
+
+
+def test_the_contract_document_is_the_default_deployments_whatever_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The dashboard's types are generated from it: a key in the caller's shell must not count.
+    monkeypatch.setenv("BACKEND_API_KEY", "from-the-shell")
+    document = contract_document()
+    assert "securitySchemes" not in document.get("components", {})
+    analytics = document["paths"]["/api/analytics"]["get"]["responses"]["200"]
+    assert analytics["content"]["application/json"]["schema"]["$ref"].endswith("/Analytics")

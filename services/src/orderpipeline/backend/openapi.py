@@ -32,13 +32,13 @@ def openapi_document(app: FastAPI, dependencies: Sequence[params.Depends]) -> di
 
 def contract_document() -> dict[str, Any]:
     """The document of the default deployment (no API key), from which the dashboard's
-    types are generated; describing it needs no credentials and reads no environment."""
+    types are generated: the settings' defaults, not the environment (a BACKEND_API_KEY in
+    the caller's shell must not change the contract), and no credentials."""
     # Imported here: main.py imports this module.
     from orderpipeline.backend.core.config import BackendSettings
     from orderpipeline.backend.main import create_app
 
-    settings = BackendSettings.model_validate({"password": "unused"})
-    return create_app(settings).openapi()
+    return create_app(BackendSettings.model_construct()).openapi()
 
 
 def main() -> int:
