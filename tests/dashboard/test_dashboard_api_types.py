@@ -6,8 +6,10 @@ from __future__ import annotations
 import difflib
 import json
 
+from dashboard_sample import sample_analytics
 from dashboard_tools import DASHBOARD, npm, output_of
 from orderpipeline.backend.openapi import contract_document
+from orderpipeline.backend.schemas import Analytics
 
 GENERATED = DASHBOARD / "src" / "api" / "openapi.gen.ts"
 
@@ -35,3 +37,10 @@ def test_the_analytics_type_is_the_generated_one() -> None:
     types = (DASHBOARD / "src" / "api" / "types.ts").read_text()
     assert 'from "./openapi.gen"' in types
     assert "interface" not in types
+
+
+def test_the_stub_backends_sample_is_a_valid_analytics_document() -> None:
+    # The page tests against the stub backend stand for the real one only while its document
+    # keeps to the same contract.
+    sample = sample_analytics()
+    assert Analytics.model_validate(sample).model_dump(mode="json") == sample
