@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,29 @@ def test_the_contract_document_is_the_default_deployments_whatever_the_environme
     assert "securitySchemes" not in document.get("components", {})
     analytics = document["paths"]["/api/analytics"]["get"]["responses"]["200"]
     assert analytics["content"]["application/json"]["schema"]["$ref"].endswith("/Analytics")
+
+
+def test_stored_orders_that_break_the_contract_are_not_served_and_the_503_says_why() -> None:
+    class DamagedSource(FakeSource):
+        damaged = True
+
+        def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
+            aggs, version = super().read_all()
+            if not self.damaged:
+                return aggs, version
+            first = aggs[PartitionId("orders", 0)]
+            broken = ({**first.latest_orders[0], "currency": "dollars"}, *first.latest_orders[1:])
+            aggs[PartitionId("orders", 0)] = replace(first, latest_orders=broken)
+            return aggs, (version[0] + 1,)
+
+    source = DamagedSource()
+    app = create_app(settings(), source=source)
+    with TestClient(app) as client:
+        app.state.feed.refresh()
+        response = client.get("/api/analytics")
+        assert response.status_code == 503
+        assert "break the API contract" in response.json()["detail"]
+        assert "currency" in response.json()["detail"]
+        source.damaged = False  # e.g. analytics rewrote the document: served again
+        app.state.feed.refresh()
+        assert client.get("/api/analytics").status_code == 200

@@ -16,8 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
-from orderpipeline.analytics.aggregate import LATEST_ALERTS, LATEST_ORDERS, merge
+from orderpipeline.analytics.aggregate import (
+    LATEST_ALERTS,
+    LATEST_ORDERS,
+    PartitionAggregate,
+    merge,
+)
 from orderpipeline.analytics.store import StoreUnavailable
 from orderpipeline.backend.schemas import Analytics, FraudAlert, Order
 from orderpipeline.backend.source import AnalyticsSource
@@ -101,27 +107,40 @@ class AnalyticsFeed:
         try:
             aggregates, cas_values = self._source.read_all()
         except StoreUnavailable as exc:
-            if self._error != str(exc):
-                self._log.warning("couchbase unavailable", error=str(exc))
-            self._error = str(exc)
+            self._failed("couchbase unavailable", str(exc))
             return False
-        self._last_ok = time.monotonic()
-        self._error = ""
         now = self._clock()
         key = (cas_values, now.strftime("%Y%m%d%H%M"))
-        if key == self._key and self._snapshot is not None:
-            return False
-        total = merge(aggregates.values())
+        built = key != self._key or self._snapshot is None
+        if built:
+            try:
+                self._snapshot = self._build(merge(aggregates.values()), now)
+            except ValidationError as exc:
+                # Documents that another version of analytics wrote, or damaged ones: the
+                # API would break its contract with them, so they are not served, and the
+                # 503 says why once the last good snapshot is too old.
+                self._failed("stored analytics break the API contract", _first_error(exc))
+                return False
+            self._key = key
+        self._last_ok = time.monotonic()
+        self._error = ""
+        return built
+
+    def _build(self, total: PartitionAggregate, now: datetime) -> Snapshot:
         analytics = analytics_view(total, now)
-        self._snapshot = Snapshot(
+        return Snapshot(
             version=self._snapshot.version + 1 if self._snapshot else 1,
             analytics=analytics,
             body=analytics.model_dump_json().encode(),
             latest_orders=latest_orders(total, LATEST_ORDERS),
             latest_alerts=latest_alerts(total, LATEST_ALERTS),
         )
-        self._key = key
-        return True
+
+    def _failed(self, what: str, detail: str) -> None:
+        error = f"{what}: {detail}"
+        if self._error != error:
+            self._log.warning(what, error=detail)
+        self._error = error
 
     async def run(self) -> None:
         """Refresh forever (cancel to stop)."""
@@ -137,3 +156,11 @@ class AnalyticsFeed:
         if self._changed is None:
             self._changed = asyncio.Condition()
         return self._changed
+
+
+def _first_error(exc: ValidationError) -> str:
+    """`latest_orders[3].currency: string_pattern_mismatch (+1 more)`: what, not the data."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    return f"{where}: {first['type']}" + (f" (+{more} more)" if more else "")
