@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 
 .PHONY: help bootstrap doctor lint lint-python test test-chaos bench up down status logs \
-        cluster-up cluster-down node-up node-down node-status images audit bench-chaos
+        cluster-up cluster-down node-up node-down node-status images audit bench-chaos api-types
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,15 @@ lint-python: bootstrap ## ruff, import contracts and strict mypy only (run by `m
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
 	.venv/bin/mypy bench tests
+
+API_TYPES := services/dashboard/src/api/openapi.gen.ts
+
+# The generator reads the document on stdin and writes the types on stdout; the test
+# tests/dashboard/test_dashboard_api_types.py runs the same two commands and compares.
+api-types: bootstrap ## Regenerate the dashboard's API types from the backend's OpenAPI document
+	$(PY) -m orderpipeline.backend.openapi \
+	  | (cd services/dashboard && npm run --silent api-types) > $(API_TYPES).tmp
+	mv $(API_TYPES).tmp $(API_TYPES)
 
 test: bootstrap ## Run every test against the real Kafka, gocaves, Kubernetes and Chromium
 	.venv/bin/pytest $(PYTEST_ARGS)

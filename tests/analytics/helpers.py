@@ -313,4 +313,4 @@ def read_view(collection: Any, now: datetime) -> dict[str, Any]:
     from orderpipeline.core.aggregate_store import AnalyticsStore
 
     aggregates, _ = AnalyticsStore(collection).read_all()
-    return analytics_view(merge(aggregates.values()), now)
+    return analytics_view(merge(aggregates.values()), now).model_dump(mode="json")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from orderpipeline.backend.api.deps import get_feed
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
 from orderpipeline.backend.main import create_app
+from orderpipeline.backend.openapi import contract_document
 from orderpipeline.backend.schemas import AlertsPage, Analytics, OrdersPage
 from orderpipeline.backend.static import resolve
 from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch
@@ -48,7 +49,11 @@ class FakeSource:
     def __init__(self) -> None:
         self.down = False
         self.version = 1
+        self.started = False
         self.closed = False
+
+    def start(self) -> None:
+        self.started = True
 
     def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
         if self.down:
@@ -243,47 +248,89 @@ def test_dashboard_paths_never_leave_the_dist_folder(tmp_path: Path) -> None:
     assert resolve(tmp_path, "/etc/passwd") == tmp_path.resolve() / "index.html"
 
 
-def test_the_source_is_closed_on_shutdown(source: FakeSource) -> None:
-    with TestClient(create_app(settings(), source=source)):
-        pass
-    assert source.closed
+def test_analytics_body_is_the_snapshots_model_encoded(client: TestClient) -> None:
+    response = client.get("/api/analytics")
+    snapshot = client.app.state.feed.current()  # type: ignore[attr-defined]
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == snapshot.analytics.model_dump_json().encode()
+    assert Analytics.model_validate_json(response.content) == snapshot.analytics
 
 
-def test_analytics_fast_path_answers_exactly_like_the_route(source: FakeSource) -> None:
-    """Without an API key GET /api/analytics skips the router (fastpath.py); with one
-    configured it goes through the route: both answers must be the same."""
+def test_analytics_answers_alike_with_and_without_an_api_key(source: FakeSource) -> None:
     answers = []
     for extra, headers in (({}, {}), ({"api_key": "k"}, {"X-API-Key": "k"})):
         app = create_app(settings(**extra), source=source)
         with TestClient(app) as client:
             app.state.feed.refresh()
             response = client.get("/api/analytics", headers=headers)
-            metrics = client.get("/metrics").text
-        assert 'requests_total{route="/api/analytics",status="200"}' in metrics
         answers.append((response.status_code, response.headers["content-type"], response.content))
     assert answers[0] == answers[1]
     assert answers[0][0] == 200 and json.loads(answers[0][2])["totals"]["orders"] == 60
 
 
-def test_feed_can_be_overridden_as_a_dependency(source: FakeSource) -> None:
+def test_analytics_accepts_get_and_head_only(client: TestClient) -> None:
+    assert client.head("/api/analytics").status_code == 200
+    response = client.post("/api/analytics")
+    assert response.status_code == 405
+    assert response.headers["allow"] in ("GET, HEAD", "HEAD, GET")
+
+
+def test_openapi_documents_analytics_with_its_model_and_the_key_when_required(
+    source: FakeSource,
+) -> None:
+    for api_key, secured in ((None, False), ("k", True)):
+        with TestClient(create_app(settings(api_key=api_key), source=source)) as client:
+            schema = client.get("/openapi.json").json()
+        operation = schema["paths"]["/api/analytics"]["get"]
+        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": "#/components/schemas/Analytics"}
+        assert set(operation["responses"]) == {"200", "503"}
+        # Documented like the FastAPI routes beside it.
+        pages = schema["paths"]["/api/orders"]["get"]
+        assert ("security" in operation) is secured
+        assert operation.get("security") == pages.get("security")
+
+
+def test_the_lifespan_starts_and_closes_the_source(source: FakeSource) -> None:
     app = create_app(settings(), source=source)
-    feed = AnalyticsFeed(source)
-    feed.refresh()
-    app.dependency_overrides[get_feed] = lambda: feed
-    with TestClient(app) as client:
-        assert client.get("/api/orders?limit=1").json()["orders"][0]["order_id"] == "ord_0000"
+    assert not source.started  # creating the app opens nothing
+    with TestClient(app):
+        assert source.started and not source.closed
+    assert source.closed
 
 
-def test_feed_override_also_reaches_the_analytics_fast_path(source: FakeSource) -> None:
-    class FirstPartitionOnly(FakeSource):
+def test_the_contract_document_is_the_default_deployments_whatever_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The dashboard's types are generated from it: a key in the caller's shell must not count.
+    monkeypatch.setenv("BACKEND_API_KEY", "from-the-shell")
+    document = contract_document()
+    assert "securitySchemes" not in document.get("components", {})
+    analytics = document["paths"]["/api/analytics"]["get"]["responses"]["200"]
+    assert analytics["content"]["application/json"]["schema"]["$ref"].endswith("/Analytics")
+
+
+def test_stored_orders_that_break_the_contract_are_not_served_and_the_503_says_why() -> None:
+    class DamagedSource(FakeSource):
+        damaged = True
+
         def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
             aggs, version = super().read_all()
-            return {PartitionId("orders", 0): aggs[PartitionId("orders", 0)]}, version
+            if not self.damaged:
+                return aggs, version
+            first = aggs[PartitionId("orders", 0)]
+            broken = ({**first.latest_orders[0], "currency": "dollars"}, *first.latest_orders[1:])
+            aggs[PartitionId("orders", 0)] = replace(first, latest_orders=broken)
+            return aggs, (version[0] + 1,)
 
+    source = DamagedSource()
     app = create_app(settings(), source=source)
-    override = AnalyticsFeed(FirstPartitionOnly())
-    override.refresh()
-    app.dependency_overrides[get_feed] = lambda: override
     with TestClient(app) as client:
-        app.state.feed.refresh()  # the app's own feed has all 60 orders
-        assert client.get("/api/analytics").json()["totals"]["orders"] == 30
+        app.state.feed.refresh()
+        response = client.get("/api/analytics")
+        assert response.status_code == 503
+        assert "break the API contract" in response.json()["detail"]
+        assert "currency" in response.json()["detail"]
+        source.damaged = False  # e.g. analytics rewrote the document: served again
+        app.state.feed.refresh()
+        assert client.get("/api/analytics").status_code == 200

@@ -172,6 +172,16 @@ def test_missing_couchbase_credentials_fail_with_a_hint(render_error: Any) -> No
     assert "couchbase.existingSecret" in stderr and "couchbase.password" in stderr
 
 
+def test_install_without_couchbase_credentials_fails_with_the_hint(helm_run: HelmRun) -> None:
+    # The defaults lint clean (test_chart_defaults.py), yet installing them must still refuse.
+    refused = helm_run("install", "--dry-run=client", "rel", WEBAPP, check=False)
+    assert refused.returncode != 0
+    assert "couchbase credentials missing" in refused.stderr, refused.stderr
+    assert "couchbase.existingSecret" in refused.stderr and "couchbase.password" in refused.stderr
+    # The same install with a password goes through: the refusal is about the credentials.
+    helm_run("install", "--dry-run=client", "rel", WEBAPP, "--set", "couchbase.password=x")
+
+
 def _checksums(manifests: list[dict[str, Any]]) -> dict[str, str]:
     backend = one(manifests, "Deployment", "-backend")
     annotations = backend["spec"]["template"]["metadata"]["annotations"]

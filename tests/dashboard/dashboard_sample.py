@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orderpipeline.core.order import format_timestamp
+
 COUNTRIES = ["US", "CA", "DE", "IN", "GB", "FR", "CN", "BR"]
 
 
@@ -25,7 +27,7 @@ def sample_analytics(
                 "currency": "USD",
                 "country": rng.choice(COUNTRIES),
                 "status": "CREATED",
-                "created_at": created.isoformat().replace("+00:00", "Z"),
+                "created_at": format_timestamp(created),
                 "source": "order-service",
             }
         )

@@ -18,8 +18,11 @@ DASHBOARD = REPO / "services" / "dashboard"
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run npm in services/dashboard; fail with a hint when its dependencies are missing."""
+def npm(
+    *args: str, timeout: float = 300, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run npm in services/dashboard (`stdin` as its input); fail with a hint when its
+    dependencies are missing."""
     if shutil.which("npm") is None:
         pytest.fail("npm is not installed: Node.js 20 with npm is required (make bootstrap)")
     if not (DASHBOARD / "node_modules").is_dir():
@@ -29,6 +32,7 @@ def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         ["npm", *args],
         cwd=DASHBOARD,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { analytics } from "../test/fixtures";
+import { analytics, order } from "../test/fixtures";
 import { InvalidAnalytics, parseAnalytics } from "./parse";
 
 describe("parseAnalytics", () => {
@@ -8,11 +8,24 @@ describe("parseAnalytics", () => {
     expect(parseAnalytics(JSON.parse(JSON.stringify(doc)))).toEqual(doc);
   });
 
-  it("treats missing lists as empty", () => {
-    const { orders: _orders, by_status: _byStatus, ...rest } = analytics();
-    const parsed = parseAnalytics(rest);
-    expect(parsed.orders).toEqual([]);
-    expect(parsed.by_status).toEqual([]);
+  it("rejects a document missing a list, naming it", () => {
+    const { by_status: _byStatus, ...rest } = analytics();
+    expect(() => parseAnalytics(rest)).toThrow(/by_status is not a list/);
+  });
+
+  it("rejects an order without its source, naming it", () => {
+    const { source: _source, ...unsourced } = order("ord_09");
+    expect(() => parseAnalytics({ ...analytics(), orders: [unsourced] })).toThrow(
+      /orders\[0\]\.source is not a string/,
+    );
+  });
+
+  it("rejects a document without updated_at", () => {
+    expect(() => parseAnalytics({ ...analytics(), updated_at: null })).toThrow(/updated_at/);
+  });
+
+  it("rejects a status other than ok", () => {
+    expect(() => parseAnalytics({ ...analytics(), status: "error" })).toThrow(/status/);
   });
 
   it("rejects a document without totals", () => {

@@ -10,7 +10,9 @@ import type {
 
 // The dashboard trusts the backend's numbers but not its shape: a document that is not
 // an analytics snapshot (an HTML error page from a proxy, a half-deployed backend) must
-// become a readable error instead of a blank page.
+// become a readable error instead of a blank page. Each check below is typed by the
+// generated API types, so a field added to or removed from the contract fails `tsc` here
+// until its check follows.
 export class InvalidAnalytics extends Error {
   constructor(what: string) {
     super(`The backend sent an unexpected analytics document: ${what}`);
@@ -18,102 +20,98 @@ export class InvalidAnalytics extends Error {
   }
 }
 
-type Json = Record<string, unknown>;
+/** Returns `value` typed when it has the expected shape; throws InvalidAnalytics naming `where`. */
+type Check<T> = (value: unknown, where: string) => T;
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+/** One check per field of T, every field: the contract has no optional fields. */
+type Fields<T> = { [K in keyof T]-?: Check<T[K]> };
 
-function num(obj: Json, key: string, where: string): number {
-  const value = obj[key];
+const num: Check<number> = (value, where) => {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new InvalidAnalytics(`${where}.${key} is not a number`);
+    throw new InvalidAnalytics(`${where} is not a number`);
   }
   return value;
-}
+};
 
-function str(obj: Json, key: string, where: string): string {
-  const value = obj[key];
-  if (typeof value !== "string") {
-    throw new InvalidAnalytics(`${where}.${key} is not a string`);
-  }
+const str: Check<string> = (value, where) => {
+  if (typeof value !== "string") throw new InvalidAnalytics(`${where} is not a string`);
   return value;
-}
+};
 
-function list<T>(obj: Json, key: string, item: (entry: Json, where: string) => T): T[] {
-  const value = obj[key] ?? [];
-  if (!Array.isArray(value)) {
-    throw new InvalidAnalytics(`${key} is not a list`);
-  }
-  return value.map((entry: unknown, index) => {
-    const where = `${key}[${index}]`;
-    if (!isObject(entry)) throw new InvalidAnalytics(`${where} is not an object`);
-    return item(entry, where);
-  });
-}
-
-function order(o: Json, where: string): Order {
-  const parsed: Order = {
-    order_id: str(o, "order_id", where),
-    customer_id: num(o, "customer_id", where),
-    amount: num(o, "amount", where),
-    currency: typeof o.currency === "string" ? o.currency : "USD",
-    country: str(o, "country", where),
-    status: typeof o.status === "string" ? o.status : "CREATED",
-    created_at: str(o, "created_at", where),
-  };
-  if (typeof o.source === "string") parsed.source = o.source;
-  return parsed;
-}
-
-function totals(doc: Json): Totals {
-  const t = doc.totals;
-  if (!isObject(t)) throw new InvalidAnalytics("totals is missing");
-  return {
-    orders: num(t, "orders", "totals"),
-    sales: num(t, "sales", "totals"),
-    average_order_value: num(t, "average_order_value", "totals"),
-    fraud_alerts: num(t, "fraud_alerts", "totals"),
-    payments: num(t, "payments", "totals"),
+function literal<T extends string>(expected: T): Check<T> {
+  return (value, where) => {
+    if (value !== expected) throw new InvalidAnalytics(`${where} is not "${expected}"`);
+    return expected;
   };
 }
 
-const country = (c: Json, where: string): CountryBucket => ({
-  country: str(c, "country", where),
-  orders: num(c, "orders", where),
-  sales: num(c, "sales", where),
+function list<T>(item: Check<T>): Check<T[]> {
+  return (value, where) => {
+    if (!Array.isArray(value)) throw new InvalidAnalytics(`${where} is not a list`);
+    return value.map((entry: unknown, index) => item(entry, `${where}[${index}]`));
+  };
+}
+
+function object<T>(fields: Fields<T>): Check<T> {
+  return (value, where) => {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new InvalidAnalytics(`${where || "the document"} is not a JSON object`);
+    }
+    const source = value as Record<string, unknown>;
+    const checked: Partial<T> = {};
+    for (const key of Object.keys(fields) as (keyof T & string)[]) {
+      checked[key] = fields[key](source[key], where ? `${where}.${key}` : key);
+    }
+    // Every key of T was checked above (Fields<T> lists them all).
+    return checked as T;
+  };
+}
+
+const order = object<Order>({
+  order_id: str,
+  customer_id: num,
+  amount: num,
+  currency: str,
+  country: str,
+  status: str,
+  created_at: str,
+  source: str,
 });
 
-const status = (s: Json, where: string): StatusBucket => ({
-  status: str(s, "status", where),
-  orders: num(s, "orders", where),
+const totals = object<Totals>({
+  orders: num,
+  sales: num,
+  average_order_value: num,
+  fraud_alerts: num,
+  payments: num,
 });
 
-const minute = (m: Json, where: string): MinuteBucket => ({
-  minute: str(m, "minute", where),
-  orders: num(m, "orders", where),
-  sales: num(m, "sales", where),
+const country = object<CountryBucket>({ country: str, orders: num, sales: num });
+
+const status = object<StatusBucket>({ status: str, orders: num });
+
+const minute = object<MinuteBucket>({ minute: str, orders: num, sales: num });
+
+const alert = object<FraudAlert>({
+  order_id: str,
+  reason: str,
+  amount: num,
+  country: str,
+  created_at: str,
 });
 
-const alert = (a: Json, where: string): FraudAlert => ({
-  order_id: str(a, "order_id", where),
-  reason: str(a, "reason", where),
-  amount: num(a, "amount", where),
-  country: str(a, "country", where),
-  created_at: str(a, "created_at", where),
+const analytics = object<Analytics>({
+  status: literal("ok"),
+  orders: list(order),
+  totals,
+  by_country: list(country),
+  by_status: list(status),
+  per_minute: list(minute),
+  latest_fraud_alerts: list(alert),
+  updated_at: str,
 });
 
 /** Checks a decoded `/api/analytics` document and returns it typed. */
 export function parseAnalytics(doc: unknown): Analytics {
-  if (!isObject(doc)) throw new InvalidAnalytics("not a JSON object");
-  return {
-    status: typeof doc.status === "string" ? doc.status : "ok",
-    orders: list(doc, "orders", order),
-    totals: totals(doc),
-    by_country: list(doc, "by_country", country),
-    by_status: list(doc, "by_status", status),
-    per_minute: list(doc, "per_minute", minute),
-    latest_fraud_alerts: list(doc, "latest_fraud_alerts", alert),
-    updated_at: typeof doc.updated_at === "string" ? doc.updated_at : null,
-  };
+  return analytics(doc, "");
 }

@@ -9,99 +9,41 @@ Server-Sent Events subscribers are woken on every new version.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
-from orderpipeline.backend.view import analytics_view
-from orderpipeline.core.aggregate import PartitionAggregate, merge
-from orderpipeline.core.aggregate_store import AnalyticsStore, PartitionId, StoreUnavailable
-from orderpipeline.core.couchbase import CouchbaseHandle, CouchbaseSettings, connect
+from orderpipeline.backend.schemas import Analytics, FraudAlert, Order
+from orderpipeline.backend.source import AnalyticsSource
+from orderpipeline.backend.view import analytics_view, latest_alerts, latest_orders
+from orderpipeline.core.aggregate import (
+    LATEST_ALERTS,
+    LATEST_ORDERS,
+    PartitionAggregate,
+    merge,
+)
+from orderpipeline.core.aggregate_store import StoreUnavailable
 from orderpipeline.core.logging import get_logger
 
 
-class AnalyticsSource(Protocol):
-    """Where the partition aggregates come from; raises StoreUnavailable when unreachable."""
-
-    def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]: ...
-
-    def ping(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class CouchbaseSource:
-    """The process's one Couchbase connection, opened (and retried) in a background thread so
-    the backend starts, and reports not-ready, while Couchbase is down."""
-
-    def __init__(self, settings: CouchbaseSettings) -> None:
-        self._settings = settings
-        self._stop = threading.Event()
-        self._handle: CouchbaseHandle | None = None
-        self._store: AnalyticsStore | None = None
-        self._error = "connecting to couchbase"
-        self._log = get_logger("backend")
-        self._thread = threading.Thread(target=self._connect, name="couchbase-connect", daemon=True)
-        self._thread.start()
-
-    def _connect(self) -> None:
-        def waiting(exc: BaseException) -> None:
-            self._error = f"couchbase unreachable: {type(exc).__name__}"
-            self._log.warning("waiting for couchbase", error=type(exc).__name__)
-
-        try:
-            handle = connect(
-                self._settings,
-                on_retry=waiting,
-                sleep=self._stop.wait,
-                should_stop=self._stop.is_set,
-            )
-        except Exception as exc:
-            self._error = f"cannot use couchbase: {type(exc).__name__} (check COUCHBASE_*)"
-            self._log.error("cannot use couchbase", error=type(exc).__name__)
-            return
-        if self._stop.is_set():
-            handle.close()
-            return
-        self._handle = handle
-        self._store = AnalyticsStore(handle.collection)
-        self._log.info("connected to couchbase", bucket=self._settings.bucket)
-
-    def _require(self) -> AnalyticsStore:
-        if self._store is None:
-            raise StoreUnavailable(self._error)
-        return self._store
-
-    def read_all(self) -> tuple[dict[PartitionId, PartitionAggregate], tuple[int, ...]]:
-        return self._require().read_all()
-
-    def ping(self) -> None:
-        self._require().ping()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._handle is not None:
-            self._handle.close()
-
-
 class FeedUnavailable(Exception):
-    """No sufficiently fresh analytics to serve."""
+    """No sufficiently fresh analytics to serve, or the store does not answer: the API
+    answers 503 with the message as its detail."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
     version: int
-    view: dict[str, Any]
-    body: bytes  # the /api/analytics JSON, encoded once per version
+    analytics: Analytics
+    body: bytes  # `analytics` as JSON, encoded once per version: requests only copy it
     # Up to 100 each, newest first, for /api/orders and /api/fraud-alerts.
-    latest_orders: tuple[dict[str, Any], ...]
-    latest_alerts: tuple[dict[str, Any], ...]
+    latest_orders: tuple[Order, ...]
+    latest_alerts: tuple[FraudAlert, ...]
 
 
 class AnalyticsFeed:
@@ -112,7 +54,7 @@ class AnalyticsFeed:
         max_staleness: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.source = source
+        self._source = source
         self._interval = refresh_interval
         self._max_staleness = max_staleness
         self._clock = clock
@@ -123,7 +65,7 @@ class AnalyticsFeed:
         self._changed: asyncio.Condition | None = None
         self._log = get_logger("backend")
 
-    # --- reading -------------------------------------------------------------------------------
+    # --- reading (the API) ---------------------------------------------------------------------
 
     def current(self) -> Snapshot:
         """The latest snapshot, or FeedUnavailable when Couchbase has not answered lately."""
@@ -151,30 +93,54 @@ class AnalyticsFeed:
                 return None
         return self._snapshot
 
-    # --- refreshing ----------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Blocking: one round trip to the store; FeedUnavailable when it does not answer."""
+        try:
+            self._source.ping()
+        except StoreUnavailable as exc:
+            raise FeedUnavailable(str(exc)) from None
+
+    # --- refreshing (the lifespan) -------------------------------------------------------------
 
     def refresh(self) -> bool:
         """Read once (blocking); True when a new snapshot was built."""
         try:
-            aggregates, cas_values = self.source.read_all()
+            aggregates, cas_values = self._source.read_all()
         except StoreUnavailable as exc:
-            if self._error != str(exc):
-                self._log.warning("couchbase unavailable", error=str(exc))
-            self._error = str(exc)
+            self._failed("couchbase unavailable", str(exc))
             return False
-        self._last_ok = time.monotonic()
-        self._error = ""
         now = self._clock()
         key = (cas_values, now.strftime("%Y%m%d%H%M"))
-        if key == self._key and self._snapshot is not None:
-            return False
-        total = merge(aggregates.values())
-        view = analytics_view(total, now)
-        version = self._snapshot.version + 1 if self._snapshot else 1
-        body = json.dumps(view, separators=(",", ":")).encode()
-        self._snapshot = Snapshot(version, view, body, total.latest_orders, total.latest_alerts)
-        self._key = key
-        return True
+        built = key != self._key or self._snapshot is None
+        if built:
+            try:
+                self._snapshot = self._build(merge(aggregates.values()), now)
+            except ValidationError as exc:
+                # Documents that another version of analytics wrote, or damaged ones: the
+                # API would break its contract with them, so they are not served, and the
+                # 503 says why once the last good snapshot is too old.
+                self._failed("stored analytics break the API contract", _first_error(exc))
+                return False
+            self._key = key
+        self._last_ok = time.monotonic()
+        self._error = ""
+        return built
+
+    def _build(self, total: PartitionAggregate, now: datetime) -> Snapshot:
+        analytics = analytics_view(total, now)
+        return Snapshot(
+            version=self._snapshot.version + 1 if self._snapshot else 1,
+            analytics=analytics,
+            body=analytics.model_dump_json().encode(),
+            latest_orders=latest_orders(total, LATEST_ORDERS),
+            latest_alerts=latest_alerts(total, LATEST_ALERTS),
+        )
+
+    def _failed(self, what: str, detail: str) -> None:
+        error = f"{what}: {detail}"
+        if self._error != error:
+            self._log.warning(what, error=detail)
+        self._error = error
 
     async def run(self) -> None:
         """Refresh forever (cancel to stop)."""
@@ -190,3 +156,11 @@ class AnalyticsFeed:
         if self._changed is None:
             self._changed = asyncio.Condition()
         return self._changed
+
+
+def _first_error(exc: ValidationError) -> str:
+    """`latest_orders[3].currency: string_pattern_mismatch (+1 more)`: what, not the data."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    return f"{where}: {first['type']}" + (f" (+{more} more)" if more else "")

@@ -1,26 +1,40 @@
-"""Response models: they document the API in OpenAPI (docs/contracts.md is the source).
+"""The API's bodies, the one source of the contract.
 
-Routes return pre-encoded JSON for speed, so these models describe, not validate, the bodies;
-tests check real responses against them.
+The backend builds its answers from these models (view.py), FastAPI's OpenAPI document is
+generated from them, and the dashboard's TypeScript types are generated from that document
+(`make api-types`; tests/dashboard fails when the committed types are stale). An order is
+the topics' own `Order` (core/order.py): the API serves orders exactly as they were produced.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderpipeline.core.order import Order
+
+__all__ = [
+    "AlertsPage",
+    "Analytics",
+    "CountryRow",
+    "ErrorBody",
+    "FraudAlert",
+    "MinuteRow",
+    "Order",
+    "OrdersPage",
+    "Status",
+    "StatusRow",
+    "Totals",
+]
 
 
-class OrderOut(BaseModel):
-    order_id: str
-    customer_id: int
-    amount: float
-    currency: str
-    country: str
-    status: str
-    created_at: str
-    source: str
+class _Body(BaseModel):
+    # Bodies are built once per snapshot and then only read.
+    model_config = ConfigDict(frozen=True)
 
 
-class Totals(BaseModel):
+class Totals(_Body):
     orders: int
     sales: float
     average_order_value: float
@@ -28,24 +42,24 @@ class Totals(BaseModel):
     payments: int
 
 
-class CountryRow(BaseModel):
+class CountryRow(_Body):
     country: str
     orders: int
     sales: float
 
 
-class StatusRow(BaseModel):
+class StatusRow(_Body):
     status: str
     orders: int
 
 
-class MinuteRow(BaseModel):
-    minute: str
+class MinuteRow(_Body):
+    minute: str = Field(description="The UTC minute, `2026-11-27T03:40:00Z`")
     orders: int
     sales: float
 
 
-class FraudAlert(BaseModel):
+class FraudAlert(_Body):
     order_id: str
     reason: str
     amount: float
@@ -53,28 +67,32 @@ class FraudAlert(BaseModel):
     created_at: str
 
 
-class Analytics(BaseModel):
-    status: str
-    orders: list[OrderOut]
+class Analytics(_Body):
+    """`GET /api/analytics`, and the data of each `analytics` event of `/api/stream`."""
+
+    status: Literal["ok"]
+    orders: list[Order] = Field(description="The latest 50 orders, newest first")
     totals: Totals
     by_country: list[CountryRow]
     by_status: list[StatusRow]
-    per_minute: list[MinuteRow]
-    latest_fraud_alerts: list[FraudAlert]
-    updated_at: str
+    per_minute: list[MinuteRow] = Field(description="The last 60 minutes, oldest first")
+    latest_fraud_alerts: list[FraudAlert] = Field(
+        description="The latest 50 fraud alerts, newest first"
+    )
+    updated_at: str = Field(description="When the backend built it, `2026-11-27T03:40:01Z`")
 
 
-class OrdersPage(BaseModel):
-    orders: list[OrderOut]
+class OrdersPage(_Body):
+    orders: list[Order]
 
 
-class AlertsPage(BaseModel):
+class AlertsPage(_Body):
     alerts: list[FraudAlert]
 
 
-class Status(BaseModel):
+class Status(_Body):
     status: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Body):
     detail: str

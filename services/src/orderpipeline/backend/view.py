@@ -1,11 +1,19 @@
-"""The API's JSON built from the merged aggregates: pure, the clock is a parameter."""
+"""The API's bodies built from the merged aggregates: pure, the clock is a parameter."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
+from orderpipeline.backend.schemas import (
+    Analytics,
+    CountryRow,
+    FraudAlert,
+    MinuteRow,
+    Order,
+    StatusRow,
+    Totals,
+)
 from orderpipeline.core.aggregate import Bucket, PartitionAggregate, minute_key
 
 LATEST_IN_ANALYTICS = 50
@@ -17,41 +25,52 @@ def _money(value: Decimal) -> float:
     return float(value)
 
 
-def per_minute(buckets: dict[str, Bucket], now: datetime) -> list[dict[str, Any]]:
+def latest_orders(total: PartitionAggregate, limit: int) -> tuple[Order, ...]:
+    """The `limit` latest orders the aggregates keep (up to 100), newest first, validated:
+    stored documents are input like any other."""
+    return tuple(Order.model_validate(order) for order in total.latest_orders[:limit])
+
+
+def latest_alerts(total: PartitionAggregate, limit: int) -> tuple[FraudAlert, ...]:
+    """The `limit` latest fraud alerts the aggregates keep (up to 100), newest first."""
+    return tuple(FraudAlert.model_validate(alert) for alert in total.latest_alerts[:limit])
+
+
+def per_minute(buckets: dict[str, Bucket], now: datetime) -> list[MinuteRow]:
     """The last MINUTES_SHOWN minutes up to `now`'s, oldest first, empty minutes included."""
     current = now.astimezone(UTC).replace(second=0, microsecond=0)
     rows = []
     for back in range(MINUTES_SHOWN - 1, -1, -1):
         key = minute_key(current - timedelta(minutes=back))
         bucket = buckets.get(key, Bucket())
-        rows.append({"minute": key, "orders": bucket.orders, "sales": _money(bucket.sales)})
+        rows.append(MinuteRow(minute=key, orders=bucket.orders, sales=_money(bucket.sales)))
     return rows
 
 
-def analytics_view(total: PartitionAggregate, now: datetime) -> dict[str, Any]:
+def analytics_view(total: PartitionAggregate, now: datetime) -> Analytics:
     """The `/api/analytics` body (docs/contracts.md)."""
     average = total.sales / total.orders if total.orders else Decimal(0)
-    return {
-        "status": "ok",
-        "orders": list(total.latest_orders[:LATEST_IN_ANALYTICS]),
-        "totals": {
-            "orders": total.orders,
-            "sales": _money(total.sales),
-            "average_order_value": round(_money(average), 2),
-            "fraud_alerts": total.fraud_alerts,
-            "payments": total.payments,
-        },
-        "by_country": [
-            {"country": country, "orders": b.orders, "sales": _money(b.sales)}
+    return Analytics(
+        status="ok",
+        orders=list(latest_orders(total, LATEST_IN_ANALYTICS)),
+        totals=Totals(
+            orders=total.orders,
+            sales=_money(total.sales),
+            average_order_value=round(_money(average), 2),
+            fraud_alerts=total.fraud_alerts,
+            payments=total.payments,
+        ),
+        by_country=[
+            CountryRow(country=country, orders=b.orders, sales=_money(b.sales))
             for country, b in sorted(
                 total.by_country.items(), key=lambda kv: (-kv[1].orders, kv[0])
             )
         ],
-        "by_status": [
-            {"status": status, "orders": n}
+        by_status=[
+            StatusRow(status=status, orders=n)
             for status, n in sorted(total.by_status.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
-        "per_minute": per_minute(total.per_minute, now),
-        "latest_fraud_alerts": list(total.latest_alerts[:LATEST_IN_ANALYTICS]),
-        "updated_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+        per_minute=per_minute(total.per_minute, now),
+        latest_fraud_alerts=list(latest_alerts(total, LATEST_IN_ANALYTICS)),
+        updated_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )

@@ -40,7 +40,11 @@ class InvalidMessage(Exception):
 class Order(BaseModel):
     """A validated order. Immutable; extra fields are ignored for forward compatibility."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    # A dumped order always carries `source` (its default fills in): its serialization schema,
+    # the one the backend's OpenAPI document shows, says so.
+    model_config = ConfigDict(
+        strict=True, frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
+    )
 
     order_id: Annotated[str, Field(min_length=1, max_length=128)]
     customer_id: Annotated[int, Field(ge=0)]

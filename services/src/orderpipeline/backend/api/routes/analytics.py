@@ -1,40 +1,55 @@
 """The dashboard's data: aggregates, latest orders, latest fraud alerts.
 
 Served from the in-memory snapshot (feed.py): no Couchbase round trip per request.
+`/api/analytics` is the plain route ANALYTICS (api/plain.py: the dashboard polls it); the
+pages are FastAPI routes.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from orderpipeline.backend.api.deps import FeedDep
+from orderpipeline.backend.api.deps import (
+    API_KEY_HEADER,
+    FeedDep,
+    check_api_key,
+    feed_of,
+    settings_of,
+)
+from orderpipeline.backend.api.plain import PlainRoute
 from orderpipeline.backend.schemas import AlertsPage, Analytics, ErrorBody, OrdersPage
 
-router = APIRouter(tags=["analytics"], responses={503: {"model": ErrorBody}})
+ANALYTICS_PATH = "/api/analytics"
+TAGS: list[str] = ["analytics"]
+UNAVAILABLE: dict[int | str, dict[str, object]] = {503: {"model": ErrorBody}}
+
+router = APIRouter(tags=list(TAGS), responses=UNAVAILABLE)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="how many, newest first")]
 
 
-def _json(body: Any) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
-
-
-@router.get("/analytics", response_model=Analytics)
-async def analytics(feed: FeedDep) -> Response:
+async def analytics(request: Request) -> Response:
     """Totals over all orders, by country, by status, per minute, and the latest orders."""
-    return Response(feed.current().body, media_type="application/json")
+    api_key = settings_of(request).api_key
+    if api_key is not None:
+        check_api_key(api_key, request.headers.get(API_KEY_HEADER))
+    return Response(feed_of(request).current().body, media_type="application/json")
 
 
-@router.get("/orders", response_model=OrdersPage)
-async def orders(feed: FeedDep, limit: Limit = 10) -> Response:
+ANALYTICS = PlainRoute(
+    ANALYTICS_PATH, analytics, response_model=Analytics, responses=UNAVAILABLE, tags=TAGS
+)
+
+
+@router.get("/orders")
+async def orders(feed: FeedDep, limit: Limit = 10) -> OrdersPage:
     """The latest orders, newest first."""
-    return _json({"orders": list(feed.current().latest_orders[:limit])})
+    return OrdersPage(orders=list(feed.current().latest_orders[:limit]))
 
 
-@router.get("/fraud-alerts", response_model=AlertsPage)
-async def fraud_alerts(feed: FeedDep, limit: Limit = 10) -> Response:
+@router.get("/fraud-alerts")
+async def fraud_alerts(feed: FeedDep, limit: Limit = 10) -> AlertsPage:
     """The latest fraud alerts (orders the fraud rule flags), newest first."""
-    return _json({"alerts": list(feed.current().latest_alerts[:limit])})
+    return AlertsPage(alerts=list(feed.current().latest_alerts[:limit]))
