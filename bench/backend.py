@@ -160,8 +160,8 @@ def _serve(
     return process, log
 
 
-def run_ours(env: BenchEnv, cluster: Any, seconds: float) -> tuple[float, float, float]:
-    """(req/s, p99 ms, RSS MB) of `orderpipeline backend`."""
+def run_ours(env: BenchEnv, cluster: Any, seconds: float) -> tuple[float, float, float, int]:
+    """(req/s, p99 ms, RSS MB, failed requests) of `orderpipeline backend`."""
     port = _free_port()
     process, _ = _serve(
         env,
@@ -170,8 +170,8 @@ def run_ours(env: BenchEnv, cluster: Any, seconds: float) -> tuple[float, float,
         port,
     )
     try:
-        rate, p99, _errors = load(port, "/api/analytics", seconds)
-        return rate, p99, rss_mb(process.pid)
+        rate, p99, errors = load(port, "/api/analytics", seconds)
+        return rate, p99, rss_mb(process.pid), errors
     finally:
         process.terminate()
         process.wait(30)
@@ -202,8 +202,10 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
     p99s: list[float] = []
     rss: list[float] = []
     baseline: list[float] = []
+    failed: list[float] = []
     for _ in range(runs):
-        rate, p99, mem = run_ours(env, cluster, seconds)
+        rate, p99, mem, errors = run_ours(env, cluster, seconds)
+        failed.append(errors)
         rates.append(rate)
         p99s.append(p99)
         rss.append(mem)
@@ -227,4 +229,13 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
             lambda value, base: base is not None and value >= max(25_000, 20 * base),
         ),
         summarize("RSS: backend", "MB", rss, None, "< 150", lambda value, _base: value < 150),
+        # Throughput and latency count answered requests only: a failed one must fail the run.
+        summarize(
+            "backend /api/analytics failed requests (worst run)",
+            "requests",
+            [max(failed)],
+            None,
+            "0",
+            lambda value, _base: value == 0,
+        ),
     ]
