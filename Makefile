@@ -14,7 +14,8 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 QUICK ?=
 
-# What each kind of target needs from hack/bootstrap.sh (its component names).
+# What each kind of target needs from hack/bootstrap.sh (its component names; a
+# `$(BOOTSTRAP)` with none installs everything).
 STACK_TOOLS := python kafka gocaves dashboard
 CLUSTER_TOOLS := python kubernetes kwok helm
 # `make test` bootstraps everything before pytest starts and says so to the make
@@ -63,7 +64,8 @@ test-chaos: ## Only the fault-injection scenarios
 	$(BOOTSTRAP) $(STACK_TOOLS) $(CLUSTER_TOOLS) chromium
 	ORDERPIPELINE_BOOTSTRAPPED=1 .venv/bin/pytest -m chaos $(PYTEST_ARGS)
 
-bench: bootstrap ## Benchmarks -> bench/results/latest.json (QUICK=1 short; ONLY=bench.node one module)
+bench: ## Benchmarks -> bench/results/latest.json (QUICK=1 short; ONLY=bench.node one module)
+	$(BOOTSTRAP)
 	$(PY) -m bench.run $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
 bench-chaos: ## Full-size fault scenarios (20,000 orders) -> docs/reliability.md (QUICK=1 short)
@@ -90,7 +92,8 @@ cluster-up: ## Local Kubernetes control plane + CRD + operator (.run/cluster/kub
 cluster-down: ## Stop the local Kubernetes control plane
 	@$(PY) -m devinfra.cluster down
 
-node-up: bootstrap ## A real one-node Kubernetes (kubelet, containerd, Traefik) with our images; needs root
+node-up: ## A real one-node Kubernetes (kubelet, containerd, Traefik) with our images; needs root
+	$(BOOTSTRAP)
 	@$(PY) -m devinfra.node up
 
 node-down: ## Stop the real node and remove everything it put on the host
@@ -99,7 +102,8 @@ node-down: ## Stop the real node and remove everything it put on the host
 node-status: ## Whether the real node runs, and anything it left on the host
 	@$(PY) -m devinfra.node status; $(PY) -m devinfra.node leftovers
 
-images: bootstrap ## Build the three container images with buildah (no Docker engine needed)
+images: ## Build the three container images with buildah (no Docker engine needed)
+	$(BOOTSTRAP)
 	@bash hack/images.sh
 
 audit: ## pip-audit (uv.lock) + npm audit; fails when an advisory service is unreachable
