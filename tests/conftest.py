@@ -52,7 +52,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in FIXTURE_MARKERS:
                 item.add_marker(FIXTURE_MARKERS[fixture])
-        if not INFRASTRUCTURE_MARKERS & {m.name for m in item.iter_markers()}:
+        needs = INFRASTRUCTURE_MARKERS & {m.name for m in item.iter_markers()}
+        if needs and item.get_closest_marker("unit") is not None:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked unit by hand but needs {', '.join(sorted(needs))}:"
+                " tests/conftest.py sets `unit`, drop the marker"
+            )
+        if not needs:
             item.add_marker("unit")
 
 
