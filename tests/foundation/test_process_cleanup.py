@@ -8,7 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from devinfra.procs import pid_alive, wait_for
+
+pytestmark = pytest.mark.couchbase  # starts gocaves in a child process
 
 STARTER = textwrap.dedent(
     """

@@ -20,6 +20,8 @@ from devinfra.procs import free_port, pid_alive, wait_for
 from devinfra.toolchain import Toolchain
 from playwright.sync_api import Browser, Page, expect
 
+pytestmark = [pytest.mark.kafka, pytest.mark.couchbase]  # runs the local stack
+
 
 def _stack(command: str, rundir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -86,8 +86,17 @@ class Stack:
 
     def start(self) -> None:
         self.rundir.mkdir(parents=True, exist_ok=True)
-        base = {**os.environ, **self._kafka_env(), **self._couchbase_env(), "LOG_LEVEL": "INFO"}
-        dist = build_dashboard()
+        # The dashboard builds (seconds of node) while the broker and gocaves start. Those
+        # two start here, in the main thread: a child dies with the thread that started it
+        # (PR_SET_PDEATHSIG, devinfra.procs), so a worker thread must not start them.
+        build = start_dashboard_build()
+        try:
+            base = {**os.environ, **self._kafka_env(), **self._couchbase_env(), "LOG_LEVEL": "INFO"}
+        except BaseException:
+            if build is not None:
+                build.kill()
+            raise
+        dist = finish_dashboard_build(build)
         backend_env = base | {
             "BACKEND_HOST": "127.0.0.1",
             "BACKEND_PORT": str(self.dashboard_port),
@@ -152,18 +161,29 @@ class Stack:
             self.kafka.stop()
 
 
-def build_dashboard() -> Path:
-    """The dashboard's dist folder, rebuilt when any source is newer than it."""
-    dist = DASHBOARD / "dist"
+def start_dashboard_build() -> subprocess.Popen[bytes] | None:
+    """`npm run build` in the background when any source is newer than dist/; None when
+    dist/ is up to date."""
     sources = [p for d in ("src", "public") for p in (DASHBOARD / d).rglob("*") if p.is_file()]
     sources += [DASHBOARD / n for n in ("index.html", "package-lock.json", "vite.config.ts")]
     newest = max((p.stat().st_mtime for p in sources if p.exists()), default=0.0)
-    index = dist / "index.html"
-    if not index.exists() or index.stat().st_mtime < newest:
-        subprocess.run(
-            ["npm", "run", "build"], cwd=DASHBOARD, check=True, stdout=subprocess.DEVNULL
-        )
-    return dist
+    index = DASHBOARD / "dist" / "index.html"
+    if index.exists() and index.stat().st_mtime >= newest:
+        return None
+    return subprocess.Popen(
+        ["npm", "run", "build"], cwd=DASHBOARD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def finish_dashboard_build(build: subprocess.Popen[bytes] | None) -> Path:
+    """The dashboard's dist folder, once the build (if one runs) has succeeded."""
+    if build is not None:
+        _, stderr = build.communicate()
+        if build.returncode != 0:
+            raise RuntimeError(
+                f"`npm run build` in {DASHBOARD} failed:\n{stderr.decode(errors='replace')}"
+            )
+    return DASHBOARD / "dist"
 
 
 def local_env_path(rundir: Path) -> Path:
