@@ -5,6 +5,8 @@ test_exactly_once_kafka.py)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -166,6 +168,34 @@ def test_a_call_still_retriable_after_the_transaction_timeout_counts_as_fatal() 
     with pytest.raises(TransactionFatal, match="still failing"):
         t.commit([TopicPartition("orders", 0, 11)])
     assert producer.calls.count("send_offsets") == 1
+
+
+def test_a_call_that_never_returns_is_given_up_after_its_timeout_and_counts_as_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # librdkafka 2.16 can block in send_offsets_to_transaction past its own timeout for good.
+    monkeypatch.setattr(transactions, "CALL_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(transactions, "HANG_GRACE_S", 0.2)
+    released = threading.Event()
+
+    class HangingProducer(FakeProducer):
+        def send_offsets_to_transaction(
+            self, offsets: list[TopicPartition], metadata: Any, timeout: float
+        ) -> None:
+            self.calls.append("send_offsets")
+            released.wait(30)
+
+    producer = HangingProducer()
+    t = txn(producer)
+    t.ensure_open()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransactionFatal, match="no answer after"):
+            t.commit([TopicPartition("orders", 0, 11)])
+    finally:
+        released.set()
+    assert 0.3 <= time.monotonic() - started < 5
+    assert producer.calls == ["begin", "send_offsets"]
 
 
 def test_an_abortable_error_raises_aborted_and_abort_discards_the_transaction() -> None:
