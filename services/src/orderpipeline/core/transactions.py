@@ -48,6 +48,7 @@ from confluent_kafka import (
 )
 
 from orderpipeline.core.logging import get_logger
+from orderpipeline.core.metrics import ServiceMetrics
 
 T = TypeVar("T")
 
@@ -262,6 +263,32 @@ class Transaction:
         except TransactionAborted as exc:
             # An abort cannot itself need an abort; librdkafka would call that fatal.
             raise TransactionFatal(str(exc)) from exc
+
+
+class ProducerRenewal:
+    """Replaces a transactional producer that can do nothing more (fenced, a fatal error, a
+    call that hangs) with a fresh one from `make` (a new transactional.id, so new coordinator
+    lookups). A second time within RENEW_MIN_INTERVAL_S raises TransactionFatal instead: the
+    process exits for a restart rather than loop. The caller then rebuilds what used the old
+    producer and reads again from where its committed state says."""
+
+    def __init__(self, service: str, metrics: ServiceMetrics, make: Callable[[], Producer]) -> None:
+        self.log = get_logger(service)
+        self.metrics = metrics
+        self.make = make
+        self.renewed_at = -RENEW_MIN_INTERVAL_S
+
+    def __call__(self, old: Producer, reason: str) -> Producer:
+        now = time.monotonic()
+        if now - self.renewed_at < RENEW_MIN_INTERVAL_S:
+            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
+        self.renewed_at = now
+        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
+        self.metrics.error("transaction_fatal")
+        # Whatever it still holds belongs to a transaction that will never commit.
+        old.purge()
+        old.flush(0)
+        return self.make()
 
 
 def rewind_to_committed(consumer: Consumer, timeout: float = CALL_TIMEOUT_S) -> None:

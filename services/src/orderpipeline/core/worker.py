@@ -38,7 +38,7 @@ from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, O
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
 from orderpipeline.core.transactions import (
-    RENEW_MIN_INTERVAL_S,
+    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -93,10 +93,8 @@ class ConsumerWorker:
         self.watcher = ErrorWatcher(ctx.name)
         self.tracker = OffsetTracker()
         self.transactional = settings.transactions
-        extra = transactional_config(settings, group_id) if self.transactional else {}
-        self.producer = Producer(
-            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher, **extra)
-        )
+        self.group_id = group_id
+        self.producer = self._new_producer()
         self.consumer = Consumer(
             consumer_config(
                 settings,
@@ -111,9 +109,8 @@ class ConsumerWorker:
         )
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
-        self.group_id = group_id
         self.txn = self._transaction()
-        self._renewed_at = -RENEW_MIN_INTERVAL_S
+        self._renew = ProducerRenewal(ctx.name, ctx.metrics, self._new_producer)
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
         self._txn_max = settings.transaction_max_messages
         # Released batches whose outputs are in the open transaction and offsets not yet sent.
@@ -138,30 +135,19 @@ class ConsumerWorker:
         self.ctx.health.beat()
         self.watcher.raise_if_fatal()
 
-    def _renew_producer(self, reason: str) -> None:
-        """Replace a producer that can do nothing more (fenced, fatal, stuck) with a fresh one
-        (a new transactional.id), and read again from the committed offsets. A second time
-        within RENEW_MIN_INTERVAL_S raises TransactionFatal: the process exits for a restart."""
-        now = time.monotonic()
-        if now - self._renewed_at < RENEW_MIN_INTERVAL_S:
-            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
-        self._renewed_at = now
-        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
-        self.ctx.metrics.error("transaction_fatal")
-        # Whatever it still holds belongs to a transaction that will never commit.
-        self.producer.purge()
-        self.producer.flush(0)
+    def _new_producer(self) -> Producer:
         settings = self.settings
-        self.producer = Producer(
-            producer_config(
-                settings,
-                f"{self.ctx.name}-producer",
-                error_cb=self.watcher,
-                **transactional_config(settings, self.group_id),
-            )
+        extra = transactional_config(settings, self.group_id) if self.transactional else {}
+        return Producer(
+            producer_config(settings, f"{self.ctx.name}-producer", error_cb=self.watcher, **extra)
         )
+
+    def _renew_producer(self, reason: str) -> None:
+        """A fresh producer (core/transactions.py, ProducerRenewal), and read again from the
+        committed offsets."""
+        self.producer = self._renew(self.producer, reason)
         self.dead_letters = DeadLetters(
-            self.producer, settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
+            self.producer, self.settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
         )
         self.txn = self._transaction()
         self._forget()
