@@ -17,6 +17,7 @@ Two modes (`KAFKA_TRANSACTIONS`):
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ from orderpipeline.core.logging import get_logger
 from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
+from orderpipeline.core.stall import ConsumeWatch
 from orderpipeline.core.transactions import (
     ProducerRenewal,
     Transaction,
@@ -46,6 +48,8 @@ from orderpipeline.core.transactions import (
 )
 
 MAX_BATCH = 1000
+# Messages waiting on assigned partitions and none consumed for this long: /healthz fails.
+CONSUME_STALL_S = 120.0
 
 
 class Emit(Protocol):
@@ -101,9 +105,10 @@ class ConsumerWorker:
                 group_id,
                 f"{ctx.name}-consumer",
                 error_cb=self.watcher,
-                stats_cb=ctx.metrics.record_librdkafka_stats,
+                stats_cb=self._on_stats,
             )
         )
+        self.consume_watch = ConsumeWatch(CONSUME_STALL_S)
         self.dead_letters = DeadLetters(
             self.producer, settings.dead_letter_topic, ctx.name, ctx.metrics
         )
@@ -118,6 +123,7 @@ class ConsumerWorker:
         self._txn_batches: list[Batch] = []
         self._txn_messages = 0
         self._counters: dict[str, DeliveryCallback] = {}
+        self._stalled: str | None = None
 
     def _transaction(self) -> Transaction:
         return Transaction(
@@ -128,6 +134,10 @@ class ConsumerWorker:
             self._before_retry,
             self.settings.transaction_timeout_ms / 1000.0,
         )
+
+    def _on_stats(self, stats_json: str) -> None:
+        self.ctx.metrics.record_librdkafka_stats(stats_json)
+        self.consume_watch.on_stats(json.loads(stats_json))
 
     def _before_retry(self) -> None:
         # Waiting for the broker is not a stuck loop (and the wait is bounded inside a
@@ -296,9 +306,24 @@ class ConsumerWorker:
             self.producer.poll(timeout)
         if messages:
             self._process(messages)
+        self._check_consuming(len(messages))
         self.handler.tick(time.monotonic(), self.emit)
         self.producer.poll(0)
         self._store()
+
+    def _check_consuming(self, count: int) -> None:
+        """Report a consumer that turns but gets nothing while messages wait (stall.py)."""
+        watch = self.consume_watch
+        watch.consumed(count)
+        stalled = watch.stalled(time.monotonic())
+        if stalled != self._stalled:
+            if stalled is not None:
+                self.log.error("consuming stalled, failing the liveness probe", reason=stalled)
+                self.ctx.metrics.error("consume_stalled")
+            else:
+                self.log.info("consuming again")
+            self._stalled = stalled
+            self.ctx.health.set_stalled(stalled)
 
     def _timeout(self) -> float:
         due = self.handler.next_due()
@@ -427,6 +452,7 @@ class ConsumerWorker:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = list(partitions)
+        self.consume_watch.restart()
         self.log.info("partitions assigned", partitions=[p.partition for p in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
