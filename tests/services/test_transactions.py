@@ -22,6 +22,7 @@ from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order
 from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
 from orderpipeline.core.transactions import (
+    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -216,6 +217,23 @@ def test_a_fatal_error_is_raised_at_once_and_never_retried() -> None:
     with pytest.raises(TransactionFatal, match="fenced"):
         t.commit([TopicPartition("orders", 0, 11)])
     assert producer.calls.count("commit") == 1
+
+
+def test_a_fenced_producer_that_refuses_purge_and_flush_is_still_replaced_once() -> None:
+    # librdkafka raises _FENCED even from purge() and flush() of a fenced producer.
+    class Fenced(FakeProducer):
+        def purge(self) -> None:
+            raise KafkaException(FENCED)
+
+        def flush(self, _timeout: float) -> int:
+            raise KafkaException(FENCED)
+
+    fresh = FakeProducer()
+    renew = ProducerRenewal("test", ServiceMetrics("test"), lambda: cast(Any, fresh))
+    renewed: Any = renew(cast(Any, Fenced()), "fenced")
+    assert renewed is fresh
+    with pytest.raises(TransactionFatal, match="failed the same way"):
+        renew(cast(Any, fresh), "fenced again")
 
 
 def test_rewind_seeks_every_assigned_partition_to_its_committed_offset() -> None:

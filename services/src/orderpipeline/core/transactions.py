@@ -285,9 +285,14 @@ class ProducerRenewal:
         self.renewed_at = now
         self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
         self.metrics.error("transaction_fatal")
-        # Whatever it still holds belongs to a transaction that will never commit.
-        old.purge()
-        old.flush(0)
+        # Whatever it still holds belongs to a transaction that will never commit. A fenced
+        # producer refuses even this (KafkaException _FENCED, seen after a broker restart):
+        # best effort, it is dropped either way.
+        for release in (old.purge, lambda: old.flush(0)):
+            try:
+                release()
+            except KafkaException as exc:
+                self.log.info("old producer not released", error=str(exc))
         return self.make()
 
 
