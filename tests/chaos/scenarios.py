@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from .harness import (
     Pipeline,
     Proc,
@@ -54,18 +56,35 @@ def broker_kill(broker: Any, couchbase: Any, workdir: Path, size: Size) -> Repor
     started = time.monotonic()
     try:
         pipeline.start_consumers()
-        pipeline.start_producer(size.orders, size.rate)
+        # Without a count, stopped below: a producer that finished its burst while the broker
+        # was still restarting (30 s and more on a loaded machine) exited 1 with orders
+        # undelivered after its 30 s flush, failing a scenario about the consumers.
+        producer = pipeline.start_producer(None, size.rate)
         duration = size.orders / size.rate
         downs: list[float] = []
+        names = pipeline.names
         for i in range(size.kills):
-            # Spread the kills over the first two thirds of the production.
+            # Spread the kills over the first two thirds of the production, but never before
+            # fraud and payment commit: a broker lost by consumers that never joined (a slow
+            # start on a loaded machine) tests nothing of their recovery.
             target = started + duration * (i + 1) / (size.kills + 1.5)
             time.sleep(max(0.0, target - time.monotonic()))
+            wait_until(
+                lambda: all(
+                    max(committed(broker, group, names.orders).values()) > 0
+                    for group in (names.fraud_group, names.payment_group)
+                ),
+                120,
+                "fraud and payment to commit before the broker is killed",
+            )
             broker.kill()
             down = time.monotonic()
             time.sleep(size.broker_down_s)
             broker.start()
             downs.append(time.monotonic() - down)
+        # The burst's time is over and the broker is back: SIGTERM flushes what is queued.
+        time.sleep(max(0.0, started + duration - time.monotonic()))
+        producer.stop()
         faults = f"broker SIGKILL x{size.kills}, down {', '.join(f'{d:.0f}' for d in downs)} s"
         return _finish(pipeline, "broker SIGKILL + restart", faults, started, size)
     finally:
@@ -271,17 +290,43 @@ def producer_sigkill(broker: Any, couchbase: Any, workdir: Path, size: Size) -> 
         pipeline.close()
 
 
-def freeze_in_transaction(proc: Proc, broker: Any, topic: str, tries: int = 20) -> None:
+def freeze_in_transaction(
+    proc: Proc, broker: Any, topic: str, feed: Proc, deadline_s: float = 300.0
+) -> None:
     """SIGSTOP `proc` at a moment one of its transactions is open on `topic`, checked while it
-    is frozen (the moment is held, not hoped for)."""
-    for _ in range(tries):
-        wait_until(lambda: open_transaction(broker, topic), 60, f"an open transaction on {topic}")
-        proc.signal(signal.SIGSTOP)
-        time.sleep(0.5)
-        if open_transaction(broker, topic):
-            return
-        proc.signal(signal.SIGCONT)
-    raise AssertionError(f"never caught {proc.name} with a transaction open")
+    is frozen (the moment is held, not hoped for).
+
+    `feed` is a producer without a count: it keeps orders coming until the moment is held (then
+    it is stopped, SIGTERM), so a consumer that had already finished a finite burst (a loaded
+    machine) still opens transactions. Fails after `deadline_s` saying what was tried.
+    """
+    deadline = time.monotonic() + deadline_s
+    frozen = 0
+    last_error = ""
+    try:
+        while time.monotonic() < deadline:
+            assert feed.alive(), f"the feeding producer exited: {feed.output()[-1500:]}"
+            try:
+                is_open = open_transaction(broker, topic)
+            except KafkaException as exc:  # a slow answer on a loaded machine: ask again
+                last_error, is_open = str(exc), False
+            if not is_open:
+                time.sleep(0.25)
+                continue
+            proc.signal(signal.SIGSTOP)
+            frozen += 1
+            time.sleep(0.5)
+            if open_transaction(broker, topic):
+                return
+            proc.signal(signal.SIGCONT)
+        raise AssertionError(
+            f"never caught {proc.name} with a transaction open on {topic} within "
+            f"{deadline_s:.0f} s while orders kept coming (frozen {frozen} times on an open "
+            f"transaction, each committed before the check; last error: "
+            f"{last_error or 'none'}); its last output: {proc.output()[-1500:]}"
+        )
+    finally:
+        feed.stop()
 
 
 # Long transactions (2 s) in the two scenarios below, so the moment is wide enough to hold.
@@ -298,7 +343,8 @@ def killed_in_transaction(broker: Any, couchbase: Any, workdir: Path, size: Size
         payment = pipeline.start("payment", **LONG_TXN)
         pipeline.start_producer(size.orders, size.rate)
         time.sleep(size.orders / size.rate / 3)
-        freeze_in_transaction(payment, broker, pipeline.names.payments)
+        feed = pipeline.start_producer(None, size.rate)
+        freeze_in_transaction(payment, broker, pipeline.names.payments, feed)
         payment.kill()
         payment.start()
         faults = "payment SIGSTOPped with a transaction open (checked), SIGKILLed, restarted"
@@ -319,7 +365,8 @@ def zombie(broker: Any, couchbase: Any, workdir: Path, size: Size) -> Report:
         frozen = pipeline.start("fraud", **{**LONG_TXN, "KAFKA_TRANSACTION_TIMEOUT_MS": "60000"})
         pipeline.start_producer(size.orders, size.rate)
         time.sleep(size.orders / size.rate / 3)
-        freeze_in_transaction(frozen, broker, pipeline.names.alerts)
+        feed = pipeline.start_producer(None, size.rate)
+        freeze_in_transaction(frozen, broker, pipeline.names.alerts, feed)
         pipeline.start("fraud")
         time.sleep(12)  # past the 6 s session timeout: the replacement owns every partition
         frozen.signal(signal.SIGCONT)

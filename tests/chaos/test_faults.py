@@ -62,15 +62,6 @@ def own_gocaves(tmp_path: Path, toolchain: Any) -> Iterator[Gocaves]:
         yield server
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, issue 11: in about 1 run in 3 under load, payment (transactions on) logs "
-        "'partitions lost' and 'partitions assigned' as the broker dies, then its consume() "
-        "returns nothing after the broker is back (py-spy: idle in ConsumerWorker._step), so "
-        "payments stop short; nothing is lost or doubled, the run just never finishes"
-    ),
-)
 def test_broker_sigkill_and_restart_loses_and_doubles_nothing(
     own_broker: KafkaBroker, couchbase: Any, tmp_path: Path
 ) -> None:
@@ -143,13 +134,6 @@ def test_a_consumer_killed_while_its_transaction_is_open_loses_and_doubles_nothi
     assert_nothing_lost_or_doubled(report)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known flake, issue 11: failed once in a full `make test` under load (passes alone, "
-        "and did in the two full runs before); cause not analysed yet"
-    ),
-)
 def test_a_zombie_consumer_resumed_after_its_replacement_took_over_is_fenced(
     kafka: Any, couchbase: Any, tmp_path: Path
 ) -> None:

@@ -123,6 +123,16 @@ class Service:
         self._file.close()
 
 
+def start(
+    services: list[Service], name: str, broker: Any, topics: Topics, tmp: Path, **env: str
+) -> Service:
+    """`orderpipeline <name>` against `broker` and `topics`, added to `services` (the fixture
+    in conftest.py closes it)."""
+    service = Service(name, {**broker_env(broker), **topics.env(), **env}, tmp)
+    services.append(service)
+    return service
+
+
 def read_topic(
     broker: Any, topic: str, until: Callable[[list[Message]], bool], timeout: float = 120
 ) -> list[Message]:

@@ -8,16 +8,15 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import helpers
 from .helpers import (
     Service,
     Topics,
-    broker_env,
     committed,
     end_offsets,
     produce_raw,
@@ -32,14 +31,6 @@ pytestmark = pytest.mark.kafka
 THRESHOLD = 300.0
 TRUSTED = {"US", "CA"}
 COUNTRIES = ["US", "CA", "DE", "IN", "GB", "FR"]
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.close()
 
 
 def an_order(n: int) -> dict[str, Any]:
@@ -67,17 +58,18 @@ def flagged(orders: list[dict[str, Any]]) -> set[str]:
     }
 
 
+# Transactions stated (not left to the default), fast failover, short payment work.
+FAST = {
+    "KAFKA_TRANSACTIONS": "true",
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "PAYMENT_PROCESSING_DELAY_MS": "20",
+}
+
+
 def start(
     services: list[Service], name: str, broker: Any, topics: Topics, tmp: Path, **env: str
 ) -> Service:
-    fast = {
-        "KAFKA_TRANSACTIONS": "true",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "PAYMENT_PROCESSING_DELAY_MS": "20",
-    }
-    service = Service(name, {**broker_env(broker), **topics.env(), **fast, **env}, tmp)
-    services.append(service)
-    return service
+    return helpers.start(services, name, broker, topics, tmp, **{**FAST, **env})
 
 
 def committed_ids(broker: Any, topic: str, expected: int, timeout: float = 120) -> Counter[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,8 +22,7 @@ def order(amount: float, country: str) -> Order:
         currency="USD",
         country=country,
         status="CREATED",
-        # The wire form: Order parses the ISO string (the plugin types the field as datetime).
-        created_at="2026-11-27T03:40:00.123Z",  # type: ignore[arg-type]
+        created_at=datetime(2026, 11, 27, 3, 40, 0, 123000, tzinfo=UTC),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order
@@ -17,8 +18,7 @@ def order(n: int) -> Order:
         currency="USD",
         country="DE",
         status="CREATED",
-        # The wire form: Order parses the ISO string (the plugin types the field as datetime).
-        created_at="2026-11-27T03:40:00.123Z",  # type: ignore[arg-type]
+        created_at=datetime(2026, 11, 27, 3, 40, 0, 123000, tzinfo=UTC),
     )
 
 

@@ -6,7 +6,6 @@ import json
 import signal
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +16,16 @@ from orderpipeline.core.order import Order, parse_order
 from .helpers import (
     Service,
     Topics,
-    broker_env,
     committed,
     end_offsets,
     produce_raw,
     read_topic,
+    start,
     values,
     wait_until,
 )
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[Service]]:
-    """Started services, killed at the end if a test left one running."""
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.close()
-
-
-def start(
-    services: list[Service], name: str, broker: Any, topics: Topics, tmp: Path, **env: str
-) -> Service:
-    service = Service(name, {**broker_env(broker), **topics.env(), **env}, tmp)
-    services.append(service)
-    return service
 
 
 def produce_orders(

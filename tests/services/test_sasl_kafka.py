@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,6 @@ from orderpipeline.core.order import parse_order
 from .helpers import Service, Topics, broker_env, read_topic, values
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.close()
 
 
 def test_producer_fraud_and_payment_work_over_sasl_ssl(

@@ -5,6 +5,8 @@ test_exactly_once_kafka.py)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -20,6 +22,7 @@ from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order
 from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
 from orderpipeline.core.transactions import (
+    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -168,6 +171,34 @@ def test_a_call_still_retriable_after_the_transaction_timeout_counts_as_fatal() 
     assert producer.calls.count("send_offsets") == 1
 
 
+def test_a_call_that_never_returns_is_given_up_after_its_timeout_and_counts_as_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # librdkafka 2.16 can block in send_offsets_to_transaction past its own timeout for good.
+    monkeypatch.setattr(transactions, "CALL_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(transactions, "HANG_GRACE_S", 0.2)
+    released = threading.Event()
+
+    class HangingProducer(FakeProducer):
+        def send_offsets_to_transaction(
+            self, offsets: list[TopicPartition], metadata: Any, timeout: float
+        ) -> None:
+            self.calls.append("send_offsets")
+            released.wait(30)
+
+    producer = HangingProducer()
+    t = txn(producer)
+    t.ensure_open()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransactionFatal, match="no answer after"):
+            t.commit([TopicPartition("orders", 0, 11)])
+    finally:
+        released.set()
+    assert 0.3 <= time.monotonic() - started < 5
+    assert producer.calls == ["begin", "send_offsets"]
+
+
 def test_an_abortable_error_raises_aborted_and_abort_discards_the_transaction() -> None:
     producer = FakeProducer(failures={"send_offsets": [ABORTABLE]})
     t = txn(producer)
@@ -186,6 +217,23 @@ def test_a_fatal_error_is_raised_at_once_and_never_retried() -> None:
     with pytest.raises(TransactionFatal, match="fenced"):
         t.commit([TopicPartition("orders", 0, 11)])
     assert producer.calls.count("commit") == 1
+
+
+def test_a_fenced_producer_that_refuses_purge_and_flush_is_still_replaced_once() -> None:
+    # librdkafka raises _FENCED even from purge() and flush() of a fenced producer.
+    class Fenced(FakeProducer):
+        def purge(self) -> None:
+            raise KafkaException(FENCED)
+
+        def flush(self, _timeout: float) -> int:
+            raise KafkaException(FENCED)
+
+    fresh = FakeProducer()
+    renew = ProducerRenewal("test", ServiceMetrics("test"), lambda: cast(Any, fresh))
+    renewed: Any = renew(cast(Any, Fenced()), "fenced")
+    assert renewed is fresh
+    with pytest.raises(TransactionFatal, match="failed the same way"):
+        renew(cast(Any, fresh), "fenced again")
 
 
 def test_rewind_seeks_every_assigned_partition_to_its_committed_offset() -> None:

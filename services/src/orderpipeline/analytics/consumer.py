@@ -66,7 +66,7 @@ from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
 from orderpipeline.core.transactions import (
-    RENEW_MIN_INTERVAL_S,
+    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -161,10 +161,7 @@ class AnalyticsConsumer:
         self.log = get_logger(ctx.name)
         self.watcher = ErrorWatcher(ctx.name)
         self.transactional = settings.transactions
-        extra = transactional_config(settings, settings.group_id) if self.transactional else {}
-        self.producer = Producer(
-            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher, **extra)
-        )
+        self.producer = self._new_producer()
         self.consumer = Consumer(
             consumer_config(
                 settings,
@@ -189,7 +186,7 @@ class AnalyticsConsumer:
         self.pending: set[PartitionId] = set()
         self.backoff = Backoff()
         self.txn = self._transaction()
-        self._renewed_at = -RENEW_MIN_INTERVAL_S
+        self._renew = ProducerRenewal(ctx.name, ctx.metrics, self._new_producer)
         # Per partition: the group's committed offset. Messages below it had their dead
         # letters committed (transactional mode), so a replay must not send them again.
         self.committed: dict[PartitionId, int] = {}
@@ -245,29 +242,20 @@ class AnalyticsConsumer:
         self.ctx.health.beat()
         self.watcher.raise_if_fatal()
 
-    def _renew_producer(self, reason: str) -> None:
-        """A fresh producer for one that can do nothing more (see core/worker.py), and every
-        partition reloaded from Couchbase and the committed offsets: the outcome of the last
-        commit is unknown. Twice within RENEW_MIN_INTERVAL_S: TransactionFatal (exit)."""
-        now = time.monotonic()
-        if now - self._renewed_at < RENEW_MIN_INTERVAL_S:
-            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
-        self._renewed_at = now
-        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
-        self.ctx.metrics.error("transaction_fatal")
-        self.producer.purge()
-        self.producer.flush(0)
+    def _new_producer(self) -> Producer:
         settings = self.settings
-        self.producer = Producer(
-            producer_config(
-                settings,
-                f"{self.ctx.name}-producer",
-                error_cb=self.watcher,
-                **transactional_config(settings, settings.group_id),
-            )
+        extra = transactional_config(settings, settings.group_id) if self.transactional else {}
+        return Producer(
+            producer_config(settings, f"{self.ctx.name}-producer", error_cb=self.watcher, **extra)
         )
+
+    def _renew_producer(self, reason: str) -> None:
+        """A fresh producer (core/transactions.py, ProducerRenewal), and every partition
+        reloaded from Couchbase and the committed offsets: the outcome of the last commit is
+        unknown."""
+        self.producer = self._renew(self.producer, reason)
         self.dead_letters = DeadLetters(
-            self.producer, settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
+            self.producer, self.settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
         )
         self.txn = self._transaction()
         self.txn.init()

@@ -1,7 +1,8 @@
 """A small HTTP server thread for Kubernetes probes and Prometheus.
 
-- `/healthz`: 200 while the main loop keeps beating (it calls `HealthState.beat()`), else 503:
-  a wedged loop gets the pod restarted.
+- `/healthz`: 200 while the main loop keeps beating (it calls `HealthState.beat()`) and does
+  not report a stall of its own (`set_stalled`, e.g. stall.py), else 503 with the reason: a
+  wedged loop gets the pod restarted.
 - `/readyz`: 200 once the worker says it is ready (connected, assigned), else 503.
 - `/metrics`: the Prometheus text format of the default registry.
 """
@@ -25,10 +26,15 @@ class HealthState:
         self._last_beat = time.monotonic()
         self._ready = False
         self._reason = "starting"
+        self._stalled: str | None = None
 
     def beat(self) -> None:
         """Called by the main loop on every iteration."""
         self._last_beat = time.monotonic()
+
+    def set_stalled(self, reason: str | None) -> None:
+        """The loop turns but makes no progress (reason), or None once it does again."""
+        self._stalled = reason
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self._ready = ready
@@ -36,7 +42,13 @@ class HealthState:
 
     @property
     def alive(self) -> bool:
-        return time.monotonic() - self._last_beat < self._stall_after
+        return self.stall_reason is None
+
+    @property
+    def stall_reason(self) -> str | None:
+        if time.monotonic() - self._last_beat >= self._stall_after:
+            return "main loop stalled"
+        return self._stalled
 
     @property
     def ready(self) -> bool:
@@ -52,10 +64,11 @@ def _handler(state: HealthState) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                if state.alive:
+                stalled = state.stall_reason
+                if stalled is None:
                     self._json(200, {"status": "ok"})
                 else:
-                    self._json(503, {"detail": "main loop stalled"})
+                    self._json(503, {"detail": stalled})
             elif path == "/readyz":
                 if state.ready:
                     self._json(200, {"status": "ready"})

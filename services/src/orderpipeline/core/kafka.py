@@ -209,9 +209,12 @@ def close_clients(producer: Producer, consumer: Consumer, flush_seconds: float =
     """Deliver what the producer holds, then close the consumer even if that fails.
 
     Consumer.close() commits the stored offsets and leaves the group at once, so
-    partitions move to another member without waiting for a session timeout.
+    partitions move to another member without waiting for a session timeout. A producer in a
+    fatal state (fenced) refuses to flush: nothing it holds could be delivered anyway.
     """
     try:
         producer.flush(flush_seconds)
+    except KafkaException as exc:
+        get_logger("kafka").warning("producer not flushed at close", error=str(exc))
     finally:
         consumer.close()

@@ -23,7 +23,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_serializer,
-    field_validator,
 )
 
 DEFAULT_MAX_ORDER_BYTES = 65536
@@ -53,18 +52,12 @@ class Order(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
     status: Annotated[str, Field(min_length=1, max_length=32)]
-    # Not strict: Python callers may pass the ISO string, as JSON does.
-    created_at: Annotated[AwareDatetime, Field(strict=False)]
+    # Strict like the rest: from JSON an ISO 8601 string only (lax parsing read a JSON number
+    # as unix seconds: `"created_at": 2538` became 1970-01-01T00:42:18Z and was counted), from
+    # Python a datetime. Checked inside pydantic-core: a Python validator here cost 15% of
+    # parse_order, a quarter of the fraud consumer's CPU.
+    created_at: AwareDatetime
     source: Annotated[str, Field(min_length=1, max_length=128)] = "order-service"
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _timestamp_is_text(cls, value: object) -> object:
-        # Non-strict parsing would read a JSON number as unix seconds (`"created_at": 2538`
-        # became 1970-01-01T00:42:18Z and was counted); the contract's type is an ISO string.
-        if not isinstance(value, str | datetime):
-            raise ValueError("not an ISO 8601 timestamp string")
-        return value
 
     @field_serializer("created_at")
     def _iso_utc(self, value: datetime) -> str:
@@ -115,6 +108,10 @@ def _describe(exc: ValidationError) -> str:
     return ", ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+# Order.model_validate_json without its Python wrapper (the hot path of every consumer).
+_validate_json = Order.__pydantic_validator__.validate_json
+
+
 def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> Order:
     """Parse and validate one message value.
 
@@ -126,7 +123,8 @@ def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> 
     if len(raw) > max_bytes:
         raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
     try:
-        return Order.model_validate_json(raw)
+        order: Order = _validate_json(raw)
+        return order
     except ValidationError as exc:
         raise InvalidMessage(_describe(exc)) from None
 

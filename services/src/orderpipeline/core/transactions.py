@@ -15,6 +15,14 @@ A call inside a transaction that stays retriable for longer than the transaction
 treated as fatal too: by then the broker has aborted the transaction anyway, and librdkafka was
 seen retrying a timed-out send_offsets_to_transaction forever after a broker restart.
 
+So is a call that does not return at all. librdkafka does not always honour a transactional
+call's own timeout: after a broker restart, send_offsets_to_transaction was seen blocked for
+good (py-spy: waiting in rd_kafka_txn_op_req0 minutes after the broker was back), because its
+request to the group coordinator waits for a broker state change that never comes (librdkafka
+issues 5456 and 5511, open in 2.16). Each call that talks to the broker therefore runs in a
+helper thread, and one still running `HANG_GRACE_S` after its own timeout makes the producer
+unusable (fatal): the worker starts a fresh producer, whose coordinator lookups start afresh.
+
 Any error in none of those classes is treated as fatal: guessing that it is safe to go on is
 how duplicates or losses happen, and a restart is always safe.
 
@@ -25,6 +33,7 @@ old generation or an unknown member, and librdkafka reports that as abortable.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,6 +48,7 @@ from confluent_kafka import (
 )
 
 from orderpipeline.core.logging import get_logger
+from orderpipeline.core.metrics import ServiceMetrics
 
 T = TypeVar("T")
 
@@ -50,6 +60,8 @@ INIT_TIMEOUT_S = 5.0
 RETRY_PAUSE_S = 0.5
 # A fatal error gets a fresh producer once; a second one within this time ends the process.
 RENEW_MIN_INTERVAL_S = 60.0
+# How long past its own timeout a transactional call may still block before it is given up.
+HANG_GRACE_S = 10.0
 
 
 class TransactionAborted(Exception):
@@ -75,6 +87,32 @@ def classify(exc: KafkaException) -> str:
     if error.retriable():
         return "retriable"
     return "fatal"
+
+
+def bounded(what: str, op: Callable[[], T], limit_s: float) -> T:
+    """Run `op` in a helper thread, wait at most `limit_s`; raise TransactionFatal if it has not
+    returned by then (the thread is left behind: a blocked librdkafka call cannot be cancelled,
+    and its producer is replaced). Its result or exception is passed on."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(op())
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"txn-{what}", daemon=True).start()
+    if not done.wait(limit_s):
+        raise TransactionFatal(
+            f"{what}: no answer after {limit_s:.0f} s, past its own timeout (librdkafka hang)"
+        )
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def call(
@@ -156,13 +194,23 @@ class Transaction:
     def _call(self, what: str, op: Callable[[], T]) -> T:
         return call(what, op, self._retrying, self.should_stop, self.timeout_s)
 
+    @staticmethod
+    def _bounded(what: str, op: Callable[[], T], timeout_s: float | None = None) -> Callable[[], T]:
+        """`op`, a librdkafka call given `timeout_s` (CALL_TIMEOUT_S), given up HANG_GRACE_S
+        after that."""
+        return lambda: bounded(what, op, (timeout_s or CALL_TIMEOUT_S) + HANG_GRACE_S)
+
     def init(self) -> None:
         """Register the transactional.id (fences an older producer with the same id).
 
         Retried without a bound (a broker still starting), until stopped."""
         call(
             "init_transactions",
-            lambda: self.producer.init_transactions(INIT_TIMEOUT_S),
+            self._bounded(
+                "init_transactions",
+                lambda: self.producer.init_transactions(INIT_TIMEOUT_S),
+                INIT_TIMEOUT_S,
+            ),
             self._retrying,
             self.should_stop,
         )
@@ -185,11 +233,19 @@ class Transaction:
             metadata: Any = self.consumer.consumer_group_metadata()
             self._call(
                 "send_offsets_to_transaction",
-                lambda: self.producer.send_offsets_to_transaction(
-                    offsets, metadata, CALL_TIMEOUT_S
+                self._bounded(
+                    "send_offsets_to_transaction",
+                    lambda: self.producer.send_offsets_to_transaction(
+                        offsets, metadata, CALL_TIMEOUT_S
+                    ),
                 ),
             )
-        self._call("commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S))
+        self._call(
+            "commit_transaction",
+            self._bounded(
+                "commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S)
+            ),
+        )
         self.is_open = False
         self.commits += 1
 
@@ -198,10 +254,46 @@ class Transaction:
         self.is_open = False
         self.aborts += 1
         try:
-            self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S))
+            self._call(
+                "abort_transaction",
+                self._bounded(
+                    "abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S)
+                ),
+            )
         except TransactionAborted as exc:
             # An abort cannot itself need an abort; librdkafka would call that fatal.
             raise TransactionFatal(str(exc)) from exc
+
+
+class ProducerRenewal:
+    """Replaces a transactional producer that can do nothing more (fenced, a fatal error, a
+    call that hangs) with a fresh one from `make` (a new transactional.id, so new coordinator
+    lookups). A second time within RENEW_MIN_INTERVAL_S raises TransactionFatal instead: the
+    process exits for a restart rather than loop. The caller then rebuilds what used the old
+    producer and reads again from where its committed state says."""
+
+    def __init__(self, service: str, metrics: ServiceMetrics, make: Callable[[], Producer]) -> None:
+        self.log = get_logger(service)
+        self.metrics = metrics
+        self.make = make
+        self.renewed_at = -RENEW_MIN_INTERVAL_S
+
+    def __call__(self, old: Producer, reason: str) -> Producer:
+        now = time.monotonic()
+        if now - self.renewed_at < RENEW_MIN_INTERVAL_S:
+            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
+        self.renewed_at = now
+        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
+        self.metrics.error("transaction_fatal")
+        # Whatever it still holds belongs to a transaction that will never commit. A fenced
+        # producer refuses even this (KafkaException _FENCED, seen after a broker restart):
+        # best effort, it is dropped either way.
+        for release in (old.purge, lambda: old.flush(0)):
+            try:
+                release()
+            except KafkaException as exc:
+                self.log.info("old producer not released", error=str(exc))
+        return self.make()
 
 
 def rewind_to_committed(consumer: Consumer, timeout: float = CALL_TIMEOUT_S) -> None:

@@ -17,6 +17,7 @@ Two modes (`KAFKA_TRANSACTIONS`):
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Protocol
 
@@ -37,8 +38,9 @@ from orderpipeline.core.logging import get_logger
 from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
+from orderpipeline.core.stall import ConsumeWatch
 from orderpipeline.core.transactions import (
-    RENEW_MIN_INTERVAL_S,
+    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -46,6 +48,8 @@ from orderpipeline.core.transactions import (
 )
 
 MAX_BATCH = 1000
+# Messages waiting on assigned partitions and none consumed for this long: /healthz fails.
+CONSUME_STALL_S = 120.0
 
 
 class Emit(Protocol):
@@ -93,27 +97,25 @@ class ConsumerWorker:
         self.watcher = ErrorWatcher(ctx.name)
         self.tracker = OffsetTracker()
         self.transactional = settings.transactions
-        extra = transactional_config(settings, group_id) if self.transactional else {}
-        self.producer = Producer(
-            producer_config(settings, f"{ctx.name}-producer", error_cb=self.watcher, **extra)
-        )
+        self.group_id = group_id
+        self.producer = self._new_producer()
         self.consumer = Consumer(
             consumer_config(
                 settings,
                 group_id,
                 f"{ctx.name}-consumer",
                 error_cb=self.watcher,
-                stats_cb=ctx.metrics.record_librdkafka_stats,
+                stats_cb=self._on_stats,
             )
         )
+        self.consume_watch = ConsumeWatch(CONSUME_STALL_S)
         self.dead_letters = DeadLetters(
             self.producer, settings.dead_letter_topic, ctx.name, ctx.metrics
         )
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
-        self.group_id = group_id
         self.txn = self._transaction()
-        self._renewed_at = -RENEW_MIN_INTERVAL_S
+        self._renew = ProducerRenewal(ctx.name, ctx.metrics, self._new_producer)
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
         self._txn_max = settings.transaction_max_messages
         # Released batches whose outputs are in the open transaction and offsets not yet sent.
@@ -121,6 +123,7 @@ class ConsumerWorker:
         self._txn_batches: list[Batch] = []
         self._txn_messages = 0
         self._counters: dict[str, DeliveryCallback] = {}
+        self._stalled: str | None = None
 
     def _transaction(self) -> Transaction:
         return Transaction(
@@ -132,36 +135,29 @@ class ConsumerWorker:
             self.settings.transaction_timeout_ms / 1000.0,
         )
 
+    def _on_stats(self, stats_json: str) -> None:
+        self.ctx.metrics.record_librdkafka_stats(stats_json)
+        self.consume_watch.on_stats(json.loads(stats_json))
+
     def _before_retry(self) -> None:
         # Waiting for the broker is not a stuck loop (and the wait is bounded inside a
         # transaction), but wrong credentials surface only through error_cb.
         self.ctx.health.beat()
         self.watcher.raise_if_fatal()
 
-    def _renew_producer(self, reason: str) -> None:
-        """Replace a producer that can do nothing more (fenced, fatal, stuck) with a fresh one
-        (a new transactional.id), and read again from the committed offsets. A second time
-        within RENEW_MIN_INTERVAL_S raises TransactionFatal: the process exits for a restart."""
-        now = time.monotonic()
-        if now - self._renewed_at < RENEW_MIN_INTERVAL_S:
-            raise TransactionFatal(f"{reason} (a fresh producer failed the same way)")
-        self._renewed_at = now
-        self.log.warning("transactional producer unusable, starting a fresh one", error=reason)
-        self.ctx.metrics.error("transaction_fatal")
-        # Whatever it still holds belongs to a transaction that will never commit.
-        self.producer.purge()
-        self.producer.flush(0)
+    def _new_producer(self) -> Producer:
         settings = self.settings
-        self.producer = Producer(
-            producer_config(
-                settings,
-                f"{self.ctx.name}-producer",
-                error_cb=self.watcher,
-                **transactional_config(settings, self.group_id),
-            )
+        extra = transactional_config(settings, self.group_id) if self.transactional else {}
+        return Producer(
+            producer_config(settings, f"{self.ctx.name}-producer", error_cb=self.watcher, **extra)
         )
+
+    def _renew_producer(self, reason: str) -> None:
+        """A fresh producer (core/transactions.py, ProducerRenewal), and read again from the
+        committed offsets."""
+        self.producer = self._renew(self.producer, reason)
         self.dead_letters = DeadLetters(
-            self.producer, settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
+            self.producer, self.settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
         )
         self.txn = self._transaction()
         self._forget()
@@ -310,9 +306,24 @@ class ConsumerWorker:
             self.producer.poll(timeout)
         if messages:
             self._process(messages)
+        self._check_consuming(len(messages))
         self.handler.tick(time.monotonic(), self.emit)
         self.producer.poll(0)
         self._store()
+
+    def _check_consuming(self, count: int) -> None:
+        """Report a consumer that turns but gets nothing while messages wait (stall.py)."""
+        watch = self.consume_watch
+        watch.consumed(count)
+        stalled = watch.stalled(time.monotonic())
+        if stalled != self._stalled:
+            if stalled is not None:
+                self.log.error("consuming stalled, failing the liveness probe", reason=stalled)
+                self.ctx.metrics.error("consume_stalled")
+            else:
+                self.log.info("consuming again")
+            self._stalled = stalled
+            self.ctx.health.set_stalled(stalled)
 
     def _timeout(self) -> float:
         due = self.handler.next_due()
@@ -435,12 +446,18 @@ class ConsumerWorker:
             self.log.warning("final commit failed", error=str(exc))
 
     def _close(self) -> None:
-        close_clients(self.producer, self.consumer)
+        try:
+            close_clients(self.producer, self.consumer)
+        except TransactionFatal as exc:
+            # Leaving the group ran _on_lost, whose abort a fenced producer refused: the
+            # broker aborts that transaction after its timeout anyway; exit without a trace.
+            self.log.warning("open transaction left to the broker to abort", error=str(exc))
 
     # --- rebalances ----------------------------------------------------------------------------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = list(partitions)
+        self.consume_watch.restart()
         self.log.info("partitions assigned", partitions=[p.partition for p in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
