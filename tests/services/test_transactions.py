@@ -308,7 +308,7 @@ class ManualHandler:
         for order_id in self.release:
             _order, batch = self.waiting.pop(order_id)
             emit("payments", order_id, order_id.encode(), batch)
-            batch.pending -= 1
+            batch.release()
         self.release = []
 
     def busy(self) -> bool:
@@ -325,7 +325,7 @@ def a_worker(producer: FakeProducer, consumer: FakeConsumer) -> tuple[ConsumerWo
     )
     ctx = ServiceContext("test", StopFlag(), HealthState(), ServiceMetrics("test"))
     handler = ManualHandler()
-    worker = ConsumerWorker(settings, ctx, "group", handler)
+    worker = ConsumerWorker(settings, ctx, "group", handler, scheduler=handler)
     worker.producer.flush(0)
     worker.consumer.close()
     worker.producer = worker.txn.producer = cast(Any, producer)

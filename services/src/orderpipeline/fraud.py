@@ -15,7 +15,7 @@ from orderpipeline.core.fraud_rule import REASON, FraudRule, FraudRuleSettings, 
 from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order, format_timestamp, utc_now
 from orderpipeline.core.runner import ServiceContext, run_service
-from orderpipeline.core.worker import MAX_BATCH, ConsumerWorker, Emit
+from orderpipeline.core.worker import ConsumerWorker, Emit
 
 
 class FraudSettings(WorkerSettings, FraudRuleSettings):
@@ -37,7 +37,7 @@ def alert_json(order: Order, detected_at: str) -> bytes:
 
 
 class FraudHandler:
-    """Emits an alert per suspicious order; nothing is scheduled for later."""
+    """Emits an alert per suspicious order, at once (nothing is scheduled for later)."""
 
     def __init__(self, rule: FraudRule, alerts_topic: str) -> None:
         self.rule = rule
@@ -46,21 +46,6 @@ class FraudHandler:
     def process(self, order: Order, batch: Batch, emit: Emit) -> None:
         if is_suspicious(order, self.rule):
             emit(self.alerts_topic, order.order_id, alert_json(order, utc_now()), batch)
-
-    def capacity(self) -> int:
-        return MAX_BATCH
-
-    def next_due(self) -> float | None:
-        return None
-
-    def tick(self, now: float, emit: Emit) -> None:
-        return None
-
-    def busy(self) -> bool:
-        return False
-
-    def forget(self) -> None:
-        return None
 
 
 def _main(settings: FraudSettings, ctx: ServiceContext) -> int:

@@ -47,7 +47,8 @@ def payment_json(order: Order, paid_at: str) -> bytes:
 
 
 class PaymentHandler:
-    """Schedules each order's simulated work and emits its payment when the work is done."""
+    """Schedules each order's simulated work and emits its payment when the work is done
+    (the worker's Handler and Scheduler)."""
 
     def __init__(self, payments_topic: str, delay_s: float, max_in_flight: int) -> None:
         self.payments_topic = payments_topic
@@ -76,7 +77,7 @@ class PaymentHandler:
         while queue and queue[0][0] <= now:
             _, order, batch = queue.popleft()
             emit(topic, order.order_id, payment_json(order, paid_at), batch)
-            batch.pending -= 1  # the scheduled work is done; the emitted payment is now pending
+            batch.release()
 
     def busy(self) -> bool:
         return bool(self._queue)
@@ -89,7 +90,7 @@ def _main(settings: PaymentSettings, ctx: ServiceContext) -> int:
     handler = PaymentHandler(
         settings.payments_topic, settings.processing_delay_ms / 1000.0, settings.max_in_flight
     )
-    return ConsumerWorker(settings, ctx, settings.group_id, handler).run()
+    return ConsumerWorker(settings, ctx, settings.group_id, handler, scheduler=handler).run()
 
 
 def run() -> int:

@@ -18,12 +18,12 @@ from confluent_kafka import KafkaError, Message, Producer
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from orderpipeline.core.broker import wait_for_broker
 from orderpipeline.core.config import WorkerSettings
 from orderpipeline.core.kafka import ErrorWatcher, producer_config
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import OrderIdGenerator, utc_now
 from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext, run_service
-from orderpipeline.core.worker import wait_for_broker
 
 CHUNK = 5000  # orders queued between two polls of delivery reports when running flat out
 

@@ -56,6 +56,7 @@ from orderpipeline.core.aggregate_store import (
 from orderpipeline.core.deadletter import DeadLetters
 from orderpipeline.core.fraud_rule import REASON, FraudRule, is_suspicious
 from orderpipeline.core.kafka import (
+    DeliveryFailed,
     ErrorWatcher,
     close_clients,
     consumer_config,
@@ -86,10 +87,6 @@ CONFLICTS = Counter(
 )
 BACKOFF_MAX_S = 15.0
 CONFLICT_REASON = "duplicate order_id with different content (first stored wins)"
-
-
-class DeliveryFailed(Exception):
-    """A dead letter was not delivered: treated like an unavailable store (retry later)."""
 
 
 @dataclass
@@ -386,6 +383,7 @@ class AnalyticsConsumer:
             records = self._claim(work)
             if self.txn.is_open:
                 self._commit_dead_letters(ends)
+        # A dead letter not delivered is handled like an unavailable store: rewind, retry later.
         except (StoreUnavailable, DeliveryFailed) as exc:
             if self.txn.is_open:
                 self.txn.abort()

@@ -160,6 +160,10 @@ def kafka_logger() -> logging.Logger:
     return logger
 
 
+class DeliveryFailed(Exception):
+    """An output or a dead letter was not delivered (after librdkafka's own retries)."""
+
+
 class ErrorWatcher:
     """`error_cb` for every client: logs transient errors (rate-limited), remembers fatal ones.
 

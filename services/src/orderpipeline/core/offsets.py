@@ -59,8 +59,13 @@ class Batch:
         self.outputs: list[Output] = []
 
     def add(self, count: int = 1) -> None:
-        """An output for this batch is now in flight."""
+        """An output for this batch is now in flight (or deferred work holds the batch)."""
         self.pending += count
+
+    def release(self) -> None:
+        """Deferred work that held the batch (`add`) is done: its output is now in flight
+        through `emit`, which holds the batch in its own right."""
+        self.pending -= 1
 
     @property
     def done(self) -> bool:

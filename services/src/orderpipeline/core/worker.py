@@ -1,6 +1,7 @@
 """The consume -> process -> produce loop shared by the Kafka-to-Kafka workers (fraud, payment).
 
-A `Handler` turns each valid order into zero or more outputs; the worker does the rest:
+A `Handler` turns each valid order into zero or more outputs (a `Scheduler` beside it when
+some are emitted later); the worker does the rest:
 parsing (invalid messages become dead letters), producing, committing, rebalances, and a
 graceful stop (finish in-flight work, commit, leave the group).
 
@@ -23,15 +24,16 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from orderpipeline.core.broker import wait_for_broker
 from orderpipeline.core.config import KafkaSettings
 from orderpipeline.core.deadletter import DeadLetters, produce_output
 from orderpipeline.core.kafka import (
+    DeliveryFailed,
     ErrorWatcher,
     KafkaFatalError,
     close_clients,
     consumer_config,
     producer_config,
-    raise_from,
     transactional_config,
 )
 from orderpipeline.core.logging import get_logger
@@ -57,13 +59,21 @@ class Emit(Protocol):
 
 
 class Handler(Protocol):
-    """What a service plugs into the worker."""
+    """What a service plugs into the worker: each valid order, its outputs through `emit`."""
 
     def process(self, order: Order, batch: Batch, emit: Emit) -> None:
         """Handle one valid order; every output goes through `emit` (tied to `batch`)."""
 
+
+class Scheduler(Protocol):
+    """Work a handler defers (payment's simulated processing): emitted later, by `tick`.
+
+    A handler that defers work holds its batch (`batch.add()`) in `process` and releases it
+    (`batch.release()`) once the deferred output is emitted, so the batch's offsets wait.
+    """
+
     def capacity(self) -> int:
-        """How many more messages may be taken now (bounded concurrency); MAX_BATCH if any."""
+        """How many more messages may be taken now (bounded concurrency)."""
 
     def next_due(self) -> float | None:
         """Monotonic time at which `tick` has work, or None."""
@@ -78,6 +88,25 @@ class Handler(Protocol):
         """Drop scheduled work: its messages will be read again (aborted or lost)."""
 
 
+class NothingScheduled:
+    """The Scheduler of a handler that emits everything from `process` (fraud)."""
+
+    def capacity(self) -> int:
+        return MAX_BATCH
+
+    def next_due(self) -> float | None:
+        return None
+
+    def tick(self, now: float, emit: Emit) -> None:
+        return None
+
+    def busy(self) -> bool:
+        return False
+
+    def forget(self) -> None:
+        return None
+
+
 class ConsumerWorker:
     """Runs a Handler on the orders topic until stopped."""
 
@@ -87,11 +116,13 @@ class ConsumerWorker:
         ctx: ServiceContext,
         group_id: str,
         handler: Handler,
+        scheduler: Scheduler | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
         self.handler = handler
+        self.scheduler: Scheduler = scheduler or NothingScheduled()
         self.max_batch = max_batch
         self.log = get_logger(ctx.name)
         self.watcher = ErrorWatcher(ctx.name)
@@ -288,7 +319,7 @@ class ConsumerWorker:
 
     def _forget(self) -> None:
         self.tracker.forget()
-        self.handler.forget()
+        self.scheduler.forget()
         self._txn_offsets.clear()
         self._txn_batches.clear()
         self._txn_messages = 0
@@ -297,7 +328,7 @@ class ConsumerWorker:
         ctx = self.ctx
         ctx.health.beat()
         self.watcher.raise_if_fatal()
-        capacity = min(self.max_batch, self.handler.capacity())
+        capacity = min(self.max_batch, self.scheduler.capacity())
         timeout = self._timeout()
         if capacity > 0:
             messages = self.consumer.consume(capacity, timeout)
@@ -307,7 +338,7 @@ class ConsumerWorker:
         if messages:
             self._process(messages)
         self._check_consuming(len(messages))
-        self.handler.tick(time.monotonic(), self.emit)
+        self.scheduler.tick(time.monotonic(), self.emit)
         self.producer.poll(0)
         self._store()
 
@@ -326,7 +357,7 @@ class ConsumerWorker:
             self.ctx.health.set_stalled(stalled)
 
     def _timeout(self) -> float:
-        due = self.handler.next_due()
+        due = self.scheduler.next_due()
         if self._txn_batches:
             commit_at = self.txn.opened_at + self._txn_interval_s
             due = commit_at if due is None else min(due, commit_at)
@@ -424,9 +455,9 @@ class ConsumerWorker:
         """Finish everything in flight: scheduled work, then delivery reports (or the last
         transaction)."""
         deadline = time.monotonic() + deadline_s
-        while (self.handler.busy() or not self.tracker.idle) and time.monotonic() < deadline:
+        while (self.scheduler.busy() or not self.tracker.idle) and time.monotonic() < deadline:
             self.ctx.health.beat()
-            self.handler.tick(time.monotonic(), self.emit)
+            self.scheduler.tick(time.monotonic(), self.emit)
             self.producer.poll(min(0.05, self._timeout()))
             self._store()
         if self.transactional:
@@ -487,41 +518,12 @@ class ConsumerWorker:
         self.log.warning("partitions lost", partitions=[p.partition for p in partitions])
 
 
-class DeliveryFailed(Exception):
-    """An output was not delivered (after librdkafka's own retries)."""
-
-
-def wait_for_broker(
-    producer: Producer, watcher: ErrorWatcher, ctx: ServiceContext, topic: str
-) -> bool:
-    """Block until the broker answers a metadata request; False if stopped first.
-
-    Raises KafkaFatalError at once for errors no retry can fix (bad credentials, TLS).
-    """
-    log = get_logger(ctx.name)
-    last_log = 0.0
-    while not ctx.stop.is_set():
-        ctx.health.beat()
-        try:
-            producer.list_topics(topic, timeout=1.0)
-            return True
-        except KafkaException as exc:
-            producer.poll(0)
-            watcher.raise_if_fatal()
-            fatal = raise_from(exc)
-            if fatal.code is not None and fatal.code in (KafkaError._AUTHENTICATION,):
-                raise fatal from None
-            if time.monotonic() - last_log > 30:
-                log.warning("waiting for the Kafka broker", error=str(fatal))
-                last_log = time.monotonic()
-    return False
-
-
 __all__ = [
     "ConsumerWorker",
     "DeliveryFailed",
     "Emit",
     "Handler",
     "KafkaFatalError",
-    "wait_for_broker",
+    "NothingScheduled",
+    "Scheduler",
 ]
