@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -27,8 +28,14 @@ def _money(value: Decimal) -> float:
 
 def latest_orders(total: PartitionAggregate, limit: int) -> tuple[Order, ...]:
     """The `limit` latest orders the aggregates keep (up to 100), newest first, validated:
-    stored documents are input like any other."""
-    return tuple(Order.model_validate(order) for order in total.latest_orders[:limit])
+    stored documents are input like any other.
+
+    Validated as the JSON they were stored as: Order is strict, and from JSON `created_at`
+    is an ISO 8601 string (from Python it must be a datetime). Once per snapshot, not per
+    request."""
+    return tuple(
+        Order.model_validate_json(json.dumps(order)) for order in total.latest_orders[:limit]
+    )
 
 
 def latest_alerts(total: PartitionAggregate, limit: int) -> tuple[FraudAlert, ...]:
