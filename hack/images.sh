@@ -147,7 +147,7 @@ build() {
     log "building $image"
     local started=$SECONDS
     # The host's CA bundle: pip and uv reach the package index through it.
-    bah bud --isolation chroot --layers \
+    bah bud --isolation chroot --layers --force-rm \
         -v /etc/ssl/certs:/etc/ssl/certs:ro \
         --build-arg SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
         --build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
@@ -343,6 +343,15 @@ node_images() {
     fi
 }
 
+# vfs storage keeps every layer as a full copy of the file system: each rebuild left its
+# predecessor behind as a dangling image (hundreds of MB each), and the storage grew to 47 GB
+# in a day of builds until a build failed with "no space left on device" (and the node's
+# kubelet evicted pods on disk pressure). Images still tagged, and the layers they are built
+# on (the next build's cache), stay.
+prune_storage() {
+    bah rmi --prune >/dev/null 2>&1 || log "could not prune dangling images (storage $WORK/storage)"
+}
+
 main() {
     ensure_tools
     mkdir -p "$WORK"
@@ -350,6 +359,7 @@ main() {
     if [[ "$only" == node ]]; then
         shift
         node_images "$@"
+        prune_storage
         echo "$WORK"
         return
     fi
@@ -374,6 +384,7 @@ main() {
         build dashboard "$ROOT/services/dashboard/Dockerfile" "$ROOT/services/dashboard" \
             --build-arg NGINX_IMAGE="$nginx_base" --build-arg DIST=context
     fi
+    prune_storage
     echo "$WORK"
 }
 
