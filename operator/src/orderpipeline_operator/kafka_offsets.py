@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from orderpipeline_operator.consumer_groups import ConsumerGroup
 from orderpipeline_operator.lag import PartitionOffsets
+from orderpipeline_operator.next_record import FETCH_CONFIG, with_next_records
 from orderpipeline_operator.spec import Kafka
 
 _NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: nothing committed
@@ -54,6 +55,9 @@ def client_config(
         # lines would repeat them every few seconds while a broker is away.
         "log_level": 0,
         "enable.auto.commit": False,
+        # As the workers read: the log end is then the last stable offset (records of an
+        # open transaction are not lag yet), and aborted records are skipped (next_record.py).
+        "isolation.level": "read_committed",
         "socket.timeout.ms": 10_000,
     }
     ref = kafka.credentials_secret_ref
@@ -111,15 +115,16 @@ def read_offsets(
     config: Mapping[str, Any], groups: list[ConsumerGroup], timeout: float
 ) -> dict[str, list[PartitionOffsets]]:
     """Every partition of each group's topics: log start, log end, and the group's committed
-    offset. A missing topic has no partitions (its group's lag is 0 until it exists).
-    Transient broker answers are retried until `timeout` seconds have passed in all."""
+    offset, and where its consumer would get its next record wherever it has lag
+    (next_record.py). A missing topic has no partitions (its group's lag is 0 until it
+    exists). Transient broker answers are retried until `timeout` seconds have passed in all."""
     deadline = time.monotonic() + timeout
     consumers: dict[str, Consumer] = {}
     errors = _Errors()
     try:
         for group in groups:
             consumers[group.name] = Consumer(
-                {**config, "group.id": group.group_id, "error_cb": errors}
+                {**config, **FETCH_CONFIG, "group.id": group.group_id, "error_cb": errors}
             )
         reader = next(iter(consumers.values()))
         topics = sorted({t for g in groups for t in g.topics})
@@ -158,7 +163,7 @@ def read_offsets(
                 )
                 for tp in found
             ]
-        return out
+        return with_next_records(consumers, out, {g.name: g.reset for g in groups}, timeout)
     except KafkaException as exc:
         for consumer in consumers.values():
             consumer.poll(0)  # serves error_cb: the causes queued while the call waited
