@@ -28,7 +28,14 @@ from typing import Any
 from bench.common import BenchEnv, Figure
 
 RESULTS = Path(__file__).parent / "results"
-MODULES = ("bench.workers", "bench.analytics", "bench.backend", "bench.operator", "bench.node")
+MODULES = (
+    "bench.workers",
+    "bench.analytics",
+    "bench.backend",
+    "bench.operator",
+    "bench.node",
+    "bench.node_autoscaling",
+)
 
 
 def machine() -> dict[str, Any]:
