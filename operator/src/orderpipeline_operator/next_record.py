@@ -34,8 +34,9 @@ from orderpipeline_operator.lag import PartitionOffsets, partition_lag, start_of
 # group's own consumers: one that committed (auto-commit is librdkafka's default) would move
 # the group past records nobody processed. Seen in a test whose settings lacked
 # enable.auto.commit=false: the look committed the group to the log end.
-# The fetch is for one record, not a backlog: `queued.min.messages` 1 stops librdkafka
-# fetching further ahead. An offset retention deleted meanwhile must be an error, not a
+# The fetch is for one record, not a backlog: 64 KB per partition (the broker still sends
+# a larger first batch whole), and `queued.min.messages` 1 stops librdkafka fetching
+# further ahead. An offset retention deleted meanwhile must be an error, not a
 # jump to the end (which would read as "nothing to read").
 FETCH_CONFIG = {
     "enable.auto.commit": False,
@@ -43,6 +44,7 @@ FETCH_CONFIG = {
     "enable.partition.eof": True,
     "auto.offset.reset": "error",
     "fetch.wait.max.ms": 100,
+    "max.partition.fetch.bytes": 65_536,
     "queued.min.messages": 1,
 }
 
