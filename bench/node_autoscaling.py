@@ -40,7 +40,7 @@ AUTOSCALING = {"enabled": True, "minReplicas": 1, "maxReplicas": PARTITIONS}
 # `orders` until it is 0. Prints {"produce_s", "drain_s", "lag": [[seconds, lag], ...]}.
 BURST_SCRIPT = """
 import json, sys, time
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from orderpipeline.core.order import new_order_id
 bootstrap, count = sys.argv[1], int(sys.argv[2])
 def reader(group):
@@ -50,14 +50,18 @@ readers = [reader(g) for g in ("fraud-group", "payments-group", "analytics-group
 parts = [TopicPartition("orders", p)
          for p in readers[0].list_topics("orders", timeout=15).topics["orders"].partitions]
 def lag(consumer):
-    # `orders` is written without transactions: log end - committed is exact here.
-    total = 0
-    for tp in consumer.committed(parts, timeout=15):
-        low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
-        total += high - max(tp.offset, low)
-    return total
+    # `orders` is written without transactions: log end - committed is exact here. A broker
+    # too busy to answer in time is asked again (None), not the end of the run.
+    try:
+        total = 0
+        for tp in consumer.committed(parts, timeout=15):
+            low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+            total += high - max(tp.offset, low)
+        return total
+    except KafkaException:
+        return None
 deadline = time.monotonic() + 900
-while any(lag(c) for c in readers):
+while any(lag(c) != 0 for c in readers):
     if time.monotonic() > deadline:
         raise SystemExit("the groups did not catch up with `orders` before the burst")
     time.sleep(1)
@@ -82,7 +86,8 @@ if producer.flush(300) != 0:
 produced = time.monotonic()
 seen = []
 while True:
-    now, left = time.monotonic(), lag(readers[1])
+    left = lag(readers[1])
+    now = time.monotonic()
     seen.append([round(now - produced, 2), left])
     if left == 0:
         break
