@@ -42,13 +42,30 @@ class KafkaUnavailable(Exception):
     """The offsets could not be read; the message says why (for the status)."""
 
 
+def in_namespace(servers: str, namespace: str) -> str:
+    """Bootstrap servers as the pipeline's workers resolve them. A bare name (`kafka:9092`,
+    as in samples/minimal.yaml) is a Service of the pipeline's namespace to its pods, and
+    nothing to the operator, whose pod searches its own namespace: it becomes
+    `kafka.<namespace>.svc`. Names with a dot and addresses resolve the same everywhere."""
+    qualified = []
+    for server in servers.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon:
+            host, port = port, ""
+        if host and "." not in host and not host.startswith("[") and host != "localhost":
+            host = f"{host}.{namespace}.svc"
+        qualified.append(f"{host}{colon}{port}")
+    return ",".join(qualified)
+
+
 def client_config(
-    kafka: Kafka, secret: Mapping[str, bytes] | None, ca: bytes | None
+    kafka: Kafka, secret: Mapping[str, bytes] | None, ca: bytes | None, namespace: str
 ) -> dict[str, Any]:
     """librdkafka settings equal to the workers' (docs/contracts.md), from the spec and the
-    values of its Secrets. The CA goes in as PEM text: no file to write or clean up."""
+    values of its Secrets, reaching the brokers the workers of `namespace` reach. The CA
+    goes in as PEM text: no file to write or clean up."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
+        "bootstrap.servers": in_namespace(kafka.bootstrap_servers, namespace),
         "security.protocol": kafka.security_protocol,
         "client.id": "orderpipeline-operator-lag",
         # Errors reach the caller as exceptions of the calls below; librdkafka's own log
@@ -121,6 +138,7 @@ def read_offsets(
     deadline = time.monotonic() + timeout
     consumers: dict[str, Consumer] = {}
     errors = _Errors()
+
     try:
         for group in groups:
             consumers[group.name] = Consumer(
