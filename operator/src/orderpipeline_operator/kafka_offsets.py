@@ -139,16 +139,19 @@ def read_offsets(
     consumers: dict[str, Consumer] = {}
     errors = _Errors()
 
+    def client(group: ConsumerGroup) -> Consumer:
+        return Consumer({**config, **FETCH_CONFIG, "group.id": group.group_id, "error_cb": errors})
+
     try:
-        for group in groups:
-            consumers[group.name] = Consumer(
-                {**config, **FETCH_CONFIG, "group.id": group.group_id, "error_cb": errors}
-            )
-        reader = next(iter(consumers.values()))
+        reader = consumers[groups[0].name] = client(groups[0])
         topics = sorted({t for g in groups for t in g.topics})
         metadata = reader.list_topics(timeout=timeout)
         if not metadata.brokers:
             raise KafkaUnavailable("no broker answered")
+        # The other groups' clients only once the broker has answered: a reading of an
+        # unreachable broker, which waits its whole timeout, holds one client, not three.
+        for group in groups[1:]:
+            consumers[group.name] = client(group)
         partitions = {
             t: sorted(meta.partitions)
             if (meta := metadata.topics.get(t)) and not meta.error
