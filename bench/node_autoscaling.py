@@ -119,6 +119,14 @@ def _payment(journey: Journey, autoscaling: dict[str, Any] | None) -> None:
     )
 
 
+def _operator_reads_lag(journey: Journey) -> bool:
+    """The operator's status has a number for payment's lag (not `unknown`): it reaches
+    the broker, so a burst can scale the group."""
+    status = journey.json("get", "orderpipeline", PIPELINE).get("status") or {}
+    lag = (status.get("consumers") or {}).get("payment", {}).get("lag")
+    return isinstance(lag, int)
+
+
 def _drain(journey: Journey, backend: str) -> dict[str, Any]:
     out = journey.node.kubectl(
         "exec", "-i", backend, "--", "python", "-", "kafka:9092", str(BURST),
@@ -141,6 +149,8 @@ def _run(node: RealNode) -> tuple[dict[str, Any], dict[str, Any], int, list[str]
     _payment(journey, None)
     fixed = _drain(journey, backend)
     _payment(journey, AUTOSCALING)
+    wait_for(lambda: _operator_reads_lag(journey), timeout=120, interval=2,
+             what="payment's lag in the operator's status")  # fmt: skip
     scaled = _drain(journey, backend)
     # Still at its peak: scale-down waits for the stabilization window (300 s).
     deployment = journey.json("get", "deployment", PAYMENT)
