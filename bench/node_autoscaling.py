@@ -34,6 +34,9 @@ BURST = 200_000
 PARTITIONS = 3  # of `orders` in samples/node-infra
 PAYMENT = f"{PIPELINE}-payment"
 AUTOSCALING = {"enabled": True, "minReplicas": 1, "maxReplicas": PARTITIONS}
+# "Faster" means beyond the noise of one run against another: two runs in which payment
+# never scaled (the operator could not read the lag) differed by 14% (24.9 s and 21.4 s).
+FASTER = 0.8
 
 # Run with `python - BOOTSTRAP COUNT` in a pod of the services image. Waits until every group
 # has read all of `orders`, produces COUNT orders, then reads payments-group's lag on
@@ -173,10 +176,9 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
     name = f"node: {BURST:,}-order burst drained by payment"
     return [
         summarize(f"{name}, 1 fixed replica", "s", [fixed["drain_s"]], None, "reported", None),
-        # Faster without having scaled would be noise, not autoscaling.
         summarize(f"{name}, autoscaled 1 -> {replicas} replicas", "s", [scaled["drain_s"]],
-                  None, "scaled, and < 1 fixed replica",
-                  lambda v, _: replicas > 1 and v < fixed["drain_s"]),
+                  None, f"scaled, and <= {FASTER:.0%} of 1 fixed replica",
+                  lambda v, _: replicas > 1 and v <= FASTER * fixed["drain_s"]),
         summarize(f"node: {BURST:,}-order burst produced in a pod", "s",
                   [fixed["produce_s"], scaled["produce_s"]], None, "reported", None),
     ]  # fmt: skip
