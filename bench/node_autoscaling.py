@@ -52,16 +52,22 @@ def reader(group):
 readers = [reader(g) for g in ("fraud-group", "payments-group", "analytics-group")]
 parts = [TopicPartition("orders", p)
          for p in readers[0].list_topics("orders", timeout=15).topics["orders"].partitions]
+answered = time.monotonic()
 def lag(consumer):
     # `orders` is written without transactions: log end - committed is exact here. A broker
-    # too busy to answer in time is asked again (None), not the end of the run.
+    # too busy to answer in time is asked again (None); one silent for 2 minutes (evicted,
+    # say) ends the run.
+    global answered
     try:
         total = 0
         for tp in consumer.committed(parts, timeout=15):
             low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
             total += high - max(tp.offset, low)
+        answered = time.monotonic()
         return total
-    except KafkaException:
+    except KafkaException as exc:
+        if time.monotonic() - answered > 120:
+            raise SystemExit(f"the broker has not answered for 2 minutes: {exc}")
         return None
 deadline = time.monotonic() + 900
 while any(lag(c) != 0 for c in readers):
