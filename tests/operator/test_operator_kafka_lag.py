@@ -1,6 +1,7 @@
 """The operator's lag reader (kafka_offsets.py + lag.py) on the real local Kafka broker:
 offsets a real consumer of the group committed, a partition never committed, messages
-retention deleted, topics of other groups, an unreachable broker."""
+retention deleted, topics of other groups, an unreachable broker, transaction markers and
+aborted transactions (not lag), and a reading that never commits for the group."""
 
 from __future__ import annotations
 
