@@ -35,6 +35,7 @@ MODULES = (
     "bench.operator",
     "bench.stack",
     "bench.node",
+    "bench.node_autoscaling",
 )
 
 

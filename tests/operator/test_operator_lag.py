@@ -3,6 +3,8 @@ functions over offsets, no Kafka (test_operator_kafka_lag.py reads the real brok
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 from orderpipeline_operator.consumer_groups import consumer_groups
@@ -54,6 +56,18 @@ def test_committed_past_log_end_is_invalid_and_never_lag() -> None:
 def test_invalid_watermarks_never_count() -> None:
     assert partition_lag(offsets(None, low=-1, high=-1), "earliest") == 0
     assert partition_lag(offsets(5, low=50, high=10), "earliest") == 0
+
+
+def test_what_a_read_committed_reader_skips_before_its_next_record_is_not_lag() -> None:
+    # Committed 99, the commit marker at 99, nothing after it: the reader is at the end.
+    assert partition_lag(replace(offsets(99), next_record=100), "earliest") == 0
+    # Markers and aborted records at 60..79, the next record at 80.
+    assert partition_lag(replace(offsets(60), next_record=80), "earliest") == 20
+    assert partition_lag(replace(offsets(None), next_record=80), "earliest") == 20
+    # Records written after the log end was read do not make the lag negative.
+    assert partition_lag(replace(offsets(99), next_record=130), "earliest") == 0
+    # Not looked at: the range counts as it is.
+    assert partition_lag(offsets(99), "earliest") == 1
 
 
 def test_only_the_groups_own_topics_are_read() -> None:
@@ -128,12 +142,19 @@ def test_lag_standing_still_is_not_growing() -> None:
     assert lag.growing_for == 0
 
 
-@given(st.integers(-1001, 10**9), st.integers(-1, 10**9), st.integers(-1, 10**9), st.booleans())
+@given(
+    st.integers(-1001, 10**9),
+    st.integers(-1, 10**9),
+    st.integers(-1, 10**9),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(0, 10**9)),
+)
 def test_lag_is_never_negative_nor_more_than_the_log_holds(
-    committed: int, low: int, high: int, earliest: bool
+    committed: int, low: int, high: int, earliest: bool, next_record: int | None
 ) -> None:
     lag = partition_lag(
-        offsets(committed, low=low, high=high), "earliest" if earliest else "latest"
+        replace(offsets(committed, low=low, high=high), next_record=next_record),
+        "earliest" if earliest else "latest",
     )
     assert lag >= 0
     assert lag <= max(0, high - max(low, 0))

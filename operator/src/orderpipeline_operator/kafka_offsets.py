@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from orderpipeline_operator.consumer_groups import ConsumerGroup
 from orderpipeline_operator.lag import PartitionOffsets
+from orderpipeline_operator.next_record import FETCH_CONFIG, with_next_records
 from orderpipeline_operator.spec import Kafka
 
 _NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: nothing committed
@@ -41,19 +42,39 @@ class KafkaUnavailable(Exception):
     """The offsets could not be read; the message says why (for the status)."""
 
 
+def in_namespace(servers: str, namespace: str) -> str:
+    """Bootstrap servers as the pipeline's workers resolve them. A bare name (`kafka:9092`,
+    as in samples/minimal.yaml) is a Service of the pipeline's namespace to its pods, and
+    nothing to the operator, whose pod searches its own namespace: it becomes
+    `kafka.<namespace>.svc`. Names with a dot and addresses resolve the same everywhere."""
+    qualified = []
+    for server in servers.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon:
+            host, port = port, ""
+        if host and "." not in host and not host.startswith("[") and host != "localhost":
+            host = f"{host}.{namespace}.svc"
+        qualified.append(f"{host}{colon}{port}")
+    return ",".join(qualified)
+
+
 def client_config(
-    kafka: Kafka, secret: Mapping[str, bytes] | None, ca: bytes | None
+    kafka: Kafka, secret: Mapping[str, bytes] | None, ca: bytes | None, namespace: str
 ) -> dict[str, Any]:
     """librdkafka settings equal to the workers' (docs/contracts.md), from the spec and the
-    values of its Secrets. The CA goes in as PEM text: no file to write or clean up."""
+    values of its Secrets, reaching the brokers the workers of `namespace` reach. The CA
+    goes in as PEM text: no file to write or clean up."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
+        "bootstrap.servers": in_namespace(kafka.bootstrap_servers, namespace),
         "security.protocol": kafka.security_protocol,
         "client.id": "orderpipeline-operator-lag",
         # Errors reach the caller as exceptions of the calls below; librdkafka's own log
         # lines would repeat them every few seconds while a broker is away.
         "log_level": 0,
         "enable.auto.commit": False,
+        # As the workers read: the log end is then the last stable offset (records of an
+        # open transaction are not lag yet), and aborted records are skipped (next_record.py).
+        "isolation.level": "read_committed",
         "socket.timeout.ms": 10_000,
     }
     ref = kafka.credentials_secret_ref
@@ -111,21 +132,26 @@ def read_offsets(
     config: Mapping[str, Any], groups: list[ConsumerGroup], timeout: float
 ) -> dict[str, list[PartitionOffsets]]:
     """Every partition of each group's topics: log start, log end, and the group's committed
-    offset. A missing topic has no partitions (its group's lag is 0 until it exists).
-    Transient broker answers are retried until `timeout` seconds have passed in all."""
+    offset, and where its consumer would get its next record wherever it has lag
+    (next_record.py). A missing topic has no partitions (its group's lag is 0 until it
+    exists). Transient broker answers are retried until `timeout` seconds have passed in all."""
     deadline = time.monotonic() + timeout
     consumers: dict[str, Consumer] = {}
     errors = _Errors()
+
+    def client(group: ConsumerGroup) -> Consumer:
+        return Consumer({**config, **FETCH_CONFIG, "group.id": group.group_id, "error_cb": errors})
+
     try:
-        for group in groups:
-            consumers[group.name] = Consumer(
-                {**config, "group.id": group.group_id, "error_cb": errors}
-            )
-        reader = next(iter(consumers.values()))
+        reader = consumers[groups[0].name] = client(groups[0])
         topics = sorted({t for g in groups for t in g.topics})
         metadata = reader.list_topics(timeout=timeout)
         if not metadata.brokers:
             raise KafkaUnavailable("no broker answered")
+        # The other groups' clients only once the broker has answered: a reading of an
+        # unreachable broker, which waits its whole timeout, holds one client, not three.
+        for group in groups[1:]:
+            consumers[group.name] = client(group)
         partitions = {
             t: sorted(meta.partitions)
             if (meta := metadata.topics.get(t)) and not meta.error
@@ -158,7 +184,7 @@ def read_offsets(
                 )
                 for tp in found
             ]
-        return out
+        return with_next_records(consumers, out, {g.name: g.reset for g in groups}, timeout)
     except KafkaException as exc:
         for consumer in consumers.values():
             consumer.poll(0)  # serves error_cb: the causes queued while the call waited

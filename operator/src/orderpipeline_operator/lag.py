@@ -10,6 +10,14 @@ The rules, learned from what users of KEDA's Kafka scaler ran into:
   rest: nobody will read it);
 - an invalid reading (a committed offset past the log end, e.g. a re-created topic, or
   negative watermarks) counts nothing: it must never scale anything;
+- what a `read_committed` consumer skips is not lag: the log end is the last stable offset
+  (records of open transactions are not readable yet), and transaction markers and records
+  of aborted transactions between the group's position and the next record it would really
+  get count nothing (`next_record`, found by next_record.py). Without this an idle group
+  reading transactional outputs shows lag 1 per partition, the commit marker behind the
+  last record, forever: a phantom lag that keeps an autoscaled group at 1 replica and
+  turns into a stuck partition. Markers after unread records still count (one per
+  transaction: telling them apart would mean reading every record);
 - a partition whose committed offset stays put for `stuck_after` seconds while the group
   has a ready consumer is stuck (a message its consumer cannot get past): reported, and
   left out of the lag the scaler sees, so it does not keep adding replicas.
@@ -30,21 +38,34 @@ class PartitionOffsets:
     low: int  # log start offset: the first message retention kept
     high: int  # log end offset (high watermark): the next message's offset
     committed: int | None  # None: the group has no committed offset here
+    # The first offset a read_committed consumer starting at `start_offset` gets (the log
+    # end when there is none before it); None: not looked at, the range counts as is.
+    next_record: int | None = None
 
     @property
     def key(self) -> str:
         return f"{self.topic}/{self.partition}"
 
 
+def start_offset(p: PartitionOffsets, reset: ResetPolicy) -> int | None:
+    """Where the group's consumer reads this partition from; None: it reads nothing."""
+    if p.low < 0 or p.high < 0 or p.low > p.high:
+        return None  # watermarks the broker could not give: no evidence of lag
+    if p.committed is None or p.committed < 0:
+        return p.low if reset == "earliest" else None
+    if p.committed > p.high:
+        return None  # beyond the log end: not a position the consumer can be at
+    return max(p.committed, p.low)
+
+
 def partition_lag(p: PartitionOffsets, reset: ResetPolicy) -> int:
     """Messages the group has still to read from this partition (never negative)."""
-    if p.low < 0 or p.high < 0 or p.low > p.high:
-        return 0  # watermarks the broker could not give: no evidence of lag
-    if p.committed is None or p.committed < 0:
-        return p.high - p.low if reset == "earliest" else 0
-    if p.committed > p.high:
-        return 0  # beyond the log end: not a position the consumer can be at
-    return p.high - max(p.committed, p.low)
+    start = start_offset(p, reset)
+    if start is None:
+        return 0
+    if p.next_record is not None:
+        start = max(start, min(p.next_record, p.high))
+    return p.high - start
 
 
 @dataclass(frozen=True)

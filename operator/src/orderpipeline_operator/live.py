@@ -55,7 +55,7 @@ def kafka_config(op: Operator, namespace: str, spec: PipelineSpec) -> dict[str, 
         if found is None or ca_ref.key not in found[1]:
             raise KafkaUnavailable(f"Secret {ca_ref.name!r} with key {ca_ref.key!r} not found")
         ca = found[1][ca_ref.key]
-    return client_config(kafka, secret, ca)
+    return client_config(kafka, secret, ca, namespace)
 
 
 def ready_replicas(op: Operator, namespace: str, pipeline: str) -> dict[str, int]:
