@@ -116,6 +116,26 @@ def test_pods_resolve_through_cluster_dns_only(journey: Journey) -> None:
     assert resolved.strip().startswith("198.19."), resolved
 
 
+def test_kubectl_get_opl_shows_each_groups_lag_read_by_the_operator_pod(journey: Journey) -> None:
+    """The operator runs in its own namespace and reads the pipeline's Kafka as the pipeline's
+    pods name it (`kafka:9092` in `default`): LAG is a number, never `unknown`, per group."""
+
+    def lag_read() -> bool:
+        status = journey.json("get", "orderpipeline", PIPELINE).get("status") or {}
+        groups = status.get("consumers") or {}
+        lags = [groups.get(name, {}).get("lag") for name in ("fraud", "payment", "analytics")]
+        return (
+            all(isinstance(lag, int) for lag in lags)
+            and str((status.get("summary") or {}).get("lag", "")).isdigit()
+        )
+
+    wait_for(lag_read, timeout=120, interval=2, what="every group's lag read from Kafka")
+    table = journey.kubectl("get", "opl", PIPELINE)
+    header, row = table.splitlines()[:2]
+    lag = row.split()[header.split().index("LAG")]
+    assert lag.isdigit(), table
+
+
 def test_dashboard_at_orders_local_shows_live_orders_equal_to_the_backend(
     journey: Journey, node_page: Page
 ) -> None:
