@@ -14,13 +14,14 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from orderpipeline.core import transactions
 from orderpipeline.core.config import WorkerSettings
+from orderpipeline.core.exit_codes import EXIT_FAILURE
 from orderpipeline.core.health import HealthState
 from orderpipeline.core.lifecycle import StopFlag
 from orderpipeline.core.logging import configure_logging
 from orderpipeline.core.metrics import ServiceMetrics
 from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order
-from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
+from orderpipeline.core.runner import ServiceContext
 from orderpipeline.core.transactions import (
     ProducerRenewal,
     Transaction,

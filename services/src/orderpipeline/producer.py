@@ -20,10 +20,11 @@ from pydantic_settings import NoDecode
 
 from orderpipeline.core.broker import wait_for_broker
 from orderpipeline.core.config import WorkerSettings
+from orderpipeline.core.exit_codes import EXIT_FAILURE, EXIT_OK
 from orderpipeline.core.kafka import ErrorWatcher, producer_config
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import OrderIdGenerator, utc_now
-from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext, run_service
+from orderpipeline.core.runner import ServiceContext, run_service
 
 CHUNK = 5000  # orders queued between two polls of delivery reports when running flat out
 

@@ -54,6 +54,7 @@ from orderpipeline.core.aggregate_store import (
     source_of,
 )
 from orderpipeline.core.deadletter import DeadLetters
+from orderpipeline.core.exit_codes import EXIT_FAILURE
 from orderpipeline.core.fraud_rule import REASON, FraudRule, is_suspicious
 from orderpipeline.core.kafka import (
     DeliveryFailed,
@@ -65,7 +66,7 @@ from orderpipeline.core.kafka import (
 )
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
-from orderpipeline.core.runner import EXIT_FAILURE, ServiceContext
+from orderpipeline.core.runner import ServiceContext
 from orderpipeline.core.transactions import (
     ProducerRenewal,
     Transaction,

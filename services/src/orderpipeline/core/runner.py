@@ -12,8 +12,6 @@ from typing import TypeVar
 
 from orderpipeline.core.config import ConfigError, HealthSettings, load_settings
 from orderpipeline.core.exit_codes import EXIT_CONFIG, EXIT_KAFKA_FATAL
-from orderpipeline.core.exit_codes import EXIT_FAILURE as EXIT_FAILURE  # re-exported
-from orderpipeline.core.exit_codes import EXIT_OK as EXIT_OK  # re-exported
 from orderpipeline.core.health import HealthServer, HealthState
 from orderpipeline.core.kafka import KafkaFatalError
 from orderpipeline.core.lifecycle import StopFlag

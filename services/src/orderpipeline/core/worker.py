@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from orderpipeline.core.broker import wait_for_broker
 from orderpipeline.core.config import KafkaSettings
 from orderpipeline.core.deadletter import DeadLetters, produce_output
+from orderpipeline.core.exit_codes import EXIT_FAILURE, EXIT_OK
 from orderpipeline.core.kafka import (
     DeliveryFailed,
     ErrorWatcher,
@@ -39,7 +40,7 @@ from orderpipeline.core.kafka import (
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
-from orderpipeline.core.runner import EXIT_FAILURE, EXIT_OK, ServiceContext
+from orderpipeline.core.runner import ServiceContext
 from orderpipeline.core.stall import ConsumeWatch
 from orderpipeline.core.transactions import (
     ProducerRenewal,
