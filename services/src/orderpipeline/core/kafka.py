@@ -140,6 +140,10 @@ def consumer_config(
             # librdkafka prefetches up to 64 MB per consumer by default; 16 MB keeps a fast
             # consumer busy and the worker well under its memory budget.
             "queued.max.messages.kbytes": 16384,
+            # When that queue is full librdkafka postpones the partition's next fetch by this
+            # long (default 1 s). A consumer that drains 16 MB in well under a second then
+            # idles: fraud ran at 120k orders/s with the default and 175-185k with 10 ms.
+            "fetch.queue.backoff.ms": 10,
         }
     )
     conf.update(overrides)
