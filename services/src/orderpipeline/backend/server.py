@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
 from orderpipeline.backend.core.config import BackendSettings
@@ -32,5 +34,9 @@ def serve() -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # After a graceful shutdown uvicorn restores the handlers it found and raises the signal
+    # it caught again. With Python's default SIGTERM handling that killed the process (exit
+    # -15) after a clean stop; a no-op handler lets a stop end with exit 0 like the workers'.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     server.run()
     return EXIT_OK if server.started else 1
