@@ -39,7 +39,14 @@ run_logged() {
 # module_dir MODULE@VERSION: the module's source in the Go module cache
 # (downloaded first when missing). Read-only, as the whole module cache is.
 module_dir() {
-  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+  # On failure `go mod download -json` still prints JSON, with "Error" instead of "Dir":
+  # say that error in one line rather than a Python traceback.
+  go mod download -json "$1" | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+if "Dir" not in info:
+    sys.exit("go mod download " + sys.argv[1] + ": " + info.get("Error", "no module directory"))
+print(info["Dir"])' "$1"
 }
 
 # module_copy MODULE@VERSION DEST: a writable copy of a module's source, for
