@@ -137,6 +137,7 @@ def test_a_consumer_killed_while_its_transaction_is_open_loses_and_doubles_nothi
 def test_a_zombie_consumer_resumed_after_its_replacement_took_over_is_fenced(
     kafka: Any, couchbase: Any, tmp_path: Path
 ) -> None:
+    # The scenario itself fails unless the resumed zombie aborted its held transaction or
+    # exited within 60 s; no duplicate on any output topic proves its late writes invisible.
     report = zombie(kafka, couchbase, tmp_path, SMALL)
-    assert "fenced" in report.faults or "aborted" in report.faults or "exited" in report.faults
     assert_nothing_lost_or_doubled(report)
