@@ -308,9 +308,11 @@ def assert_analytics_exact(
 
 def read_view(collection: Any, now: datetime) -> dict[str, Any]:
     """The analytics as the backend would serve them, straight from the stored documents."""
-    from orderpipeline.backend.view import analytics_view
-    from orderpipeline.core.aggregate import merge
+    from orderpipeline.backend.view import analytics_view, latest_alerts, latest_orders
+    from orderpipeline.core.aggregate import LATEST_ALERTS, LATEST_ORDERS, merge
     from orderpipeline.core.aggregate_store import AnalyticsStore
 
     aggregates, _ = AnalyticsStore(collection).read_all()
-    return analytics_view(merge(aggregates.values()), now).model_dump(mode="json")
+    total = merge(aggregates.values())
+    orders, alerts = latest_orders(total, LATEST_ORDERS), latest_alerts(total, LATEST_ALERTS)
+    return analytics_view(total, now, orders, alerts).model_dump(mode="json")

@@ -127,13 +127,15 @@ class AnalyticsFeed:
         return built
 
     def _build(self, total: PartitionAggregate, now: datetime) -> Snapshot:
-        analytics = analytics_view(total, now)
+        orders = latest_orders(total, LATEST_ORDERS)
+        alerts = latest_alerts(total, LATEST_ALERTS)
+        analytics = analytics_view(total, now, orders, alerts)
         return Snapshot(
             version=self._snapshot.version + 1 if self._snapshot else 1,
             analytics=analytics,
             body=analytics.model_dump_json().encode(),
-            latest_orders=latest_orders(total, LATEST_ORDERS),
-            latest_alerts=latest_alerts(total, LATEST_ALERTS),
+            latest_orders=orders,
+            latest_alerts=alerts,
         )
 
     def _failed(self, what: str, detail: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -54,12 +55,21 @@ def per_minute(buckets: dict[str, Bucket], now: datetime) -> list[MinuteRow]:
     return rows
 
 
-def analytics_view(total: PartitionAggregate, now: datetime) -> Analytics:
-    """The `/api/analytics` body (docs/contracts.md)."""
+def analytics_view(
+    total: PartitionAggregate,
+    now: datetime,
+    orders: Sequence[Order],
+    alerts: Sequence[FraudAlert],
+) -> Analytics:
+    """The `/api/analytics` body (docs/contracts.md).
+
+    `orders` and `alerts` are the latest ones already validated (`latest_orders`,
+    `latest_alerts`), newest first: the feed serves up to 100 of each on their own routes and
+    validates them once per snapshot; this body shows the first LATEST_IN_ANALYTICS."""
     average = total.sales / total.orders if total.orders else Decimal(0)
     return Analytics(
         status="ok",
-        orders=list(latest_orders(total, LATEST_IN_ANALYTICS)),
+        orders=list(orders[:LATEST_IN_ANALYTICS]),
         totals=Totals(
             orders=total.orders,
             sales=_money(total.sales),
@@ -78,6 +88,6 @@ def analytics_view(total: PartitionAggregate, now: datetime) -> Analytics:
             for status, n in sorted(total.by_status.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         per_minute=per_minute(total.per_minute, now),
-        latest_fraud_alerts=list(latest_alerts(total, LATEST_IN_ANALYTICS)),
+        latest_fraud_alerts=list(alerts[:LATEST_IN_ANALYTICS]),
         updated_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
