@@ -334,3 +334,10 @@ def test_stored_orders_that_break_the_contract_are_not_served_and_the_503_says_w
         source.damaged = False  # e.g. analytics rewrote the document: served again
         app.state.feed.refresh()
         assert client.get("/api/analytics").status_code == 200
+
+
+def test_openapi_names_the_analytics_model_as_the_streams_event_data() -> None:
+    stream = contract_document()["paths"]["/api/stream"]["get"]["responses"]["200"]
+    events = stream["content"]["text/event-stream"]
+    assert events["x-sse-data"] == {"$ref": "#/components/schemas/Analytics"}
+    assert "event: analytics" in stream["description"]

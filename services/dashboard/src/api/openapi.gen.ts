@@ -418,13 +418,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description analytics events */
+            /** @description Server-Sent Events. Each event is `event: analytics` with one `data:` line holding an `Analytics` body, the same JSON as `GET /api/analytics`: one at connect, then one per new snapshot; `: keepalive` comments in between. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": string;
                 };
             };
             /** @description Service Unavailable */

@@ -42,7 +42,21 @@ async def events(
     "/stream",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "analytics events"},
+        200: {
+            "description": (
+                "Server-Sent Events. Each event is `event: analytics` with one `data:` line "
+                "holding an `Analytics` body, the same JSON as `GET /api/analytics`: one at "
+                "connect, then one per new snapshot; `: keepalive` comments in between."
+            ),
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    # OpenAPI 3.1 cannot type the events of a stream (3.2's itemSchema can):
+                    # name the data's schema for readers and generators that look.
+                    "x-sse-data": {"$ref": "#/components/schemas/Analytics"},
+                }
+            },
+        },
         503: {"model": ErrorBody},
     },
 )
