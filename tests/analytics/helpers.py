@@ -23,7 +23,6 @@ from typing import Any
 
 from confluent_kafka import Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from devinfra.procs import free_port
 from orderpipeline.core.order import Order, new_order_id
 
 BIN = Path(sys.executable).parent / "orderpipeline"
@@ -174,11 +173,15 @@ class ServiceProcess:
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
-        self.health_port = free_port()
         self.log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        # Port 0: the kernel picks a free port as the server binds. A port chosen here first
+        # could be taken by another process before the service binds it (seen: the service
+        # exited "address already in use" while the test waited on its /metrics).
+        self._port: int | None = None
+        self._log_start = 0
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HEALTH_PORT": str(self.health_port),
+            "HEALTH_PORT": "0",
             "ORDERPIPELINE_SECRETS_DIR": str(log_dir / "no-secrets"),
             "LOG_LEVEL": "INFO",
             **env,
@@ -186,6 +189,8 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
+        self._port = None
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [str(BIN), self.name],
@@ -219,6 +224,26 @@ class ServiceProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    @property
+    def health_port(self) -> int:
+        """The port this run's health server listens on, from its `started` log line."""
+        if self._port is None:
+            self._port = self._started_port(timeout=60.0)
+        return self._port
+
+    def _started_port(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log.open("rb") as log:
+                log.seek(self._log_start)
+                for line in log.read().decode(errors="replace").splitlines():
+                    if '"health_port"' in line:
+                        return int(json.loads(line)["health_port"])
+            if not self.alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not open its health port:\n{self.output()[-2000:]}")
 
     def metric(self, name: str) -> float:
         """The sum of the /metrics samples whose name and labels start with `name`, e.g.
