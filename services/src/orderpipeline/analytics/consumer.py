@@ -66,6 +66,7 @@ from orderpipeline.core.kafka import (
 )
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
+from orderpipeline.core.payment import parse_payment
 from orderpipeline.core.runner import ServiceContext
 from orderpipeline.core.transactions import (
     ProducerRenewal,
@@ -128,24 +129,6 @@ class Backoff:
     @property
     def waiting(self) -> bool:
         return time.monotonic() < self.until
-
-
-def parse_payment(raw: bytes | None, max_bytes: int) -> JsonDict:
-    """A payment record needs a JSON object with a non-empty string order_id."""
-    if raw is None:
-        raise InvalidMessage("empty message")
-    if len(raw) > max_bytes:
-        raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise InvalidMessage("not JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidMessage("not a JSON object")
-    order_id = value.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        raise InvalidMessage("order_id: missing")
-    return value
 
 
 class AnalyticsConsumer:
@@ -412,8 +395,8 @@ class AnalyticsConsumer:
             claims.setdefault(key, {**doc, SOURCE_FIELD: source})
             return Planned(offset, key, order=order)
         payment = parse_payment(msg.value(), max_bytes)
-        key = PAYMENT_PREFIX + str(payment["order_id"])
-        claims.setdefault(key, {**payment, SOURCE_FIELD: source})
+        key = PAYMENT_PREFIX + payment.order_id
+        claims.setdefault(key, {**payment.document(), SOURCE_FIELD: source})
         return Planned(offset, key, payment=True)
 
     def _claim(self, work: dict[PartitionId, list[Message]]) -> dict[PartitionId, list[Record]]:
