@@ -3,6 +3,7 @@ each message claims, the records a claimed batch applies, and the dead letters i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -17,7 +18,7 @@ from orderpipeline.analytics.plan import (
     plan_batch,
     resolve,
 )
-from orderpipeline.core.aggregate_store import PAYMENT_PREFIX, SOURCE_FIELD, PartitionId
+from orderpipeline.core.aggregate_store import PAYMENT_PREFIX, SOURCE_FIELD, PartitionId, claim_of
 from orderpipeline.core.fraud_rule import FraudRule
 from orderpipeline.core.order import Order
 from orderpipeline.core.payment import Payment
@@ -73,12 +74,17 @@ def test_orders_and_payments_claim_their_documents_named_by_their_source() -> No
     plans = plans_of({ORDERS: [msg(ORDERS, 4, order.to_json())]})
     plans.update(plans_of({PAYMENTS: [msg(PAYMENTS, 9, payment.to_json())]}))
     claims = claims_of(plans)
-    assert claims["ord_1"] == {
+    source = {"topic": "orders", "partition": 0, "offset": 4}
+    assert json.loads(claims["ord_1"].doc) == {
         **order.model_dump(mode="json"),
-        SOURCE_FIELD: {"topic": "orders", "partition": 0, "offset": 4},
+        SOURCE_FIELD: source,
     }
-    assert claims[PAYMENT_PREFIX + "ord_1"][SOURCE_FIELD]["offset"] == 9
-    assert claims[PAYMENT_PREFIX + "ord_1"]["paid_at"] == "2026-11-27T03:40:01.000Z"
+    assert claims["ord_1"].source == source
+    stored_payment = json.loads(claims[PAYMENT_PREFIX + "ord_1"].doc)
+    assert stored_payment == {
+        **payment.document(),
+        SOURCE_FIELD: {"topic": "payments", "partition": 1, "offset": 9},
+    }
 
 
 def test_owned_claims_count_and_the_fraud_rule_flags_the_order() -> None:
@@ -99,7 +105,7 @@ def test_a_second_message_with_the_same_order_id_in_one_batch_counts_once() -> N
     order = an_order("ord_1")
     plans = plans_of({ORDERS: [msg(ORDERS, 0, order.to_json()), msg(ORDERS, 1, order.to_json())]})
     claims = claims_of(plans)
-    assert claims["ord_1"][SOURCE_FIELD]["offset"] == 0
+    assert claims["ord_1"].source["offset"] == 0
     resolved = resolve(plans, claims, set(claims), RULE, {})
     assert [r.order is not None for r in resolved.records[ORDERS]] == [True, False]
     assert resolved.duplicates == 1
@@ -145,3 +151,10 @@ def test_dead_letters_below_the_committed_offset_were_sent_already() -> None:
     dead = [(msg(ORDERS, 3, b"x"), "not JSON"), (msg(ORDERS, 8, b"x"), "not JSON")]
     assert [m.offset() for m, _ in not_sent_yet(dead, {ORDERS: 5})] == [8]
     assert len(not_sent_yet(dead, {})) == 2
+
+
+def test_a_claimed_document_is_the_body_with_its_source_whatever_the_topic_name() -> None:
+    claim = claim_of(b'{"a":1}', 'odd "topic" \\ name', 2, 7)
+    source = {"topic": 'odd "topic" \\ name', "partition": 2, "offset": 7}
+    assert json.loads(claim.doc) == {"a": 1, SOURCE_FIELD: source}
+    assert claim.source == source

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from confluent_kafka import Message
 
 from orderpipeline.core.aggregate import JsonDict, Record
-from orderpipeline.core.aggregate_store import PAYMENT_PREFIX, SOURCE_FIELD, PartitionId, source_of
+from orderpipeline.core.aggregate_store import (
+    PAYMENT_PREFIX,
+    SOURCE_FIELD,
+    Claim,
+    PartitionId,
+    claim_of,
+)
 from orderpipeline.core.fraud_rule import REASON, FraudRule, is_suspicious
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.payment import parse_payment
@@ -24,13 +30,13 @@ DeadLetter = tuple[Message, str]
 
 @dataclass(frozen=True)
 class Planned:
-    """One fresh message: the document it claims (`key`, `doc` with its `_source`) and what
-    it counts if it owns that document; `invalid` (the reason) when it is a dead letter."""
+    """One fresh message: the document it claims (`key`, `claim`) and what it counts if it
+    owns that document; `invalid` (the reason) when it is a dead letter."""
 
     msg: Message
     offset: int
     key: str | None = None
-    doc: JsonDict | None = None
+    claim: Claim | None = None
     order: Order | None = None
     invalid: str | None = None
 
@@ -42,15 +48,15 @@ Plans = dict[PartitionId, list[Planned]]
 def plan_message(pid: PartitionId, msg: Message, orders_topic: str, max_bytes: int) -> Planned:
     """Parse one message of the orders or the payments topic (core/order.py, core/payment.py)."""
     offset = msg.offset() or 0
-    source = source_of(pid.topic, pid.partition, offset)
+    topic, partition = pid
     try:
-        if pid.topic == orders_topic:
+        if topic == orders_topic:
             order = parse_order(msg.value(), max_bytes)
-            doc = {**order.model_dump(mode="json"), SOURCE_FIELD: source}
-            return Planned(msg, offset, order.order_id, doc, order=order)
+            claim = claim_of(order.to_json(), topic, partition, offset)
+            return Planned(msg, offset, order.order_id, claim, order=order)
         payment = parse_payment(msg.value(), max_bytes)
-        doc = {**payment.document(), SOURCE_FIELD: source}
-        return Planned(msg, offset, PAYMENT_PREFIX + payment.order_id, doc)
+        claim = claim_of(payment.document_json(), topic, partition, offset)
+        return Planned(msg, offset, PAYMENT_PREFIX + payment.order_id, claim)
     except InvalidMessage as exc:
         return Planned(msg, offset, invalid=exc.reason)
 
@@ -64,14 +70,14 @@ def plan_batch(
     }
 
 
-def claims_of(plans: Plans) -> dict[str, JsonDict]:
+def claims_of(plans: Plans) -> dict[str, Claim]:
     """The documents a batch inserts: for a key claimed twice in one batch, the first message
     (the other then counts as a duplicate, as it would in a later batch)."""
-    claims: dict[str, JsonDict] = {}
+    claims: dict[str, Claim] = {}
     for plan in plans.values():
         for p in plan:
-            if p.key is not None and p.doc is not None:
-                claims.setdefault(p.key, p.doc)
+            if p.key is not None and p.claim is not None:
+                claims.setdefault(p.key, p.claim)
     return claims
 
 
@@ -92,7 +98,7 @@ class Resolved:
 
 def resolve(
     plans: Plans,
-    claims: Mapping[str, JsonDict],
+    claims: Mapping[str, Claim],
     owned_keys: set[str],
     rule: FraudRule,
     ends: Mapping[PartitionId, int],
@@ -110,8 +116,8 @@ def resolve(
                 continue
             mine = (
                 p.key in owned_keys
-                and p.doc is not None
-                and claims[p.key][SOURCE_FIELD] == p.doc[SOURCE_FIELD]
+                and p.claim is not None
+                and claims[p.key].source == p.claim.source
             )
             if not mine:
                 duplicates += 1

@@ -55,6 +55,10 @@ class Payment(BaseModel):
         record without `paid_at` is stored without it, not with a null)."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def document_json(self) -> bytes:
+        """`document()` as JSON (pydantic's encoder: what analytics stores, not the wire form)."""
+        return self.model_dump_json(exclude_unset=True).encode()
+
     def to_json(self) -> bytes:
         """The wire form: compact JSON, the fields in declaration order. Through `json` (not
         pydantic's serializer) so the bytes stay what the payment service always wrote
