@@ -17,7 +17,9 @@ from orderpipeline.analytics.plan import (
     not_sent_yet,
     plan_batch,
     resolve,
+    sum_ahead,
 )
+from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch, combine
 from orderpipeline.core.aggregate_store import PAYMENT_PREFIX, SOURCE_FIELD, PartitionId, claim_of
 from orderpipeline.core.fraud_rule import FraudRule
 from orderpipeline.core.order import Order
@@ -158,3 +160,13 @@ def test_a_claimed_document_is_the_body_with_its_source_whatever_the_topic_name(
     source = {"topic": 'odd "topic" \\ name', "partition": 2, "offset": 7}
     assert json.loads(claim.doc) == {"a": 1, SOURCE_FIELD: source}
     assert claim.source == source
+
+
+def test_a_batch_summed_ahead_is_what_applying_it_as_granted_gives() -> None:
+    orders = [an_order(f"ord_{i}", amount=100.0 * i) for i in range(6)]
+    plans = plans_of({ORDERS: [msg(ORDERS, 10 + i, o.to_json()) for i, o in enumerate(orders)]})
+    ahead = sum_ahead(plans, RULE, {ORDERS: 17}, {ORDERS: 10})
+    granted = resolve(plans, ahead.claims, set(ahead.claims), RULE, {ORDERS: 17})
+    base = apply_batch(PartitionAggregate(), [Record(i) for i in range(10)])
+    assert combine(base, ahead.deltas[ORDERS]) == apply_batch(base, granted.records[ORDERS])
+    assert combine(base, ahead.deltas[ORDERS]).next_offset == 17

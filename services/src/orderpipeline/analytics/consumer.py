@@ -45,7 +45,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from orderpipeline.analytics.outage import Outage
 from orderpipeline.analytics.partitions import Partitions
-from orderpipeline.analytics.plan import DeadLetter, Plans, plan_batch
+from orderpipeline.analytics.plan import DeadLetter, Plans, SummedAhead, plan_batch, sum_ahead
 from orderpipeline.analytics.settings import AnalyticsSettings
 from orderpipeline.analytics.totals import TotalsPublisher
 from orderpipeline.analytics.writer import BatchWriter, Saved, Written
@@ -141,9 +141,10 @@ class AnalyticsConsumer:
         work = partitions.fresh(messages) if messages else {}
         ends = self._ends(work)
         plans = plan_batch(work, self.settings.orders_topic, self.settings.order_max_bytes)
+        ahead = self._sum_ahead(plans, ends)
         rewound = self._finish()
         if plans:
-            self._submit(plans, ends, rewound)
+            self._submit(plans, ahead, ends, rewound)
         self.session.producer.poll(0)
         self.partitions.committed.update(
             self.totals.maybe_publish(self.partitions.offsets_to_commit)
@@ -157,8 +158,18 @@ class AnalyticsConsumer:
         last = {pid: (msgs[-1].offset() or 0) + 1 for pid, msgs in work.items()}
         return self.partitions.ends(work, last)
 
+    def _sum_ahead(self, plans: Plans, ends: dict[PartitionId, int]) -> SummedAhead:
+        """The batch's sums, computed while the writer still writes the batch before."""
+        owned = self.partitions.owned
+        next_offsets = {pid: owned[pid].aggregate.next_offset for pid in plans}
+        return sum_ahead(plans, self.settings.fraud_rule, ends, next_offsets)
+
     def _submit(
-        self, plans: Plans, ends: dict[PartitionId, int], rewound: set[PartitionId]
+        self,
+        plans: Plans,
+        ahead: SummedAhead,
+        ends: dict[PartitionId, int],
+        rewound: set[PartitionId],
     ) -> None:
         """Hand `plans` to the writer, without the partitions that must be read again (the
         batch before was not written for them): those go back to their stored offset."""
@@ -169,10 +180,11 @@ class AnalyticsConsumer:
         dropped = [pid for pid in plans if pid not in keep]
         if dropped:
             self.partitions.seek(dropped)
-        if not keep:
-            return
+            if not keep:
+                return
+            ahead = self._sum_ahead(keep, ends)  # without the dropped partitions' claims
         future = self.writer.submit(
-            keep, ends, {pid: owned[pid] for pid in keep}, self.partitions.committed
+            keep, ahead, ends, {pid: owned[pid] for pid in keep}, self.partitions.committed
         )
         self.in_flight = InFlight(keep, ends, future, time.monotonic())
 
@@ -193,7 +205,7 @@ class AnalyticsConsumer:
             saved = written.saved
             if saved is None:
                 self._send_dead_letters(written.dead, flight.ends)
-                saved = self.writer.save(written.records, self.partitions.owned)
+                saved = self.writer.save(written.records, written.deltas, self.partitions.owned)
         # A dead letter not delivered is handled like an unavailable store: rewind, retry later.
         except (StoreUnavailable, DeliveryFailed) as exc:
             if self.session.txn.is_open:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message
 
-from orderpipeline.core.aggregate import JsonDict, Record
+from orderpipeline.core.aggregate import JsonDict, PartitionAggregate, Record, apply_batch
 from orderpipeline.core.aggregate_store import (
     PAYMENT_PREFIX,
     SOURCE_FIELD,
@@ -135,6 +135,35 @@ def resolve(
         if end is not None and plan and end - 1 > plan[-1].offset:
             out.append(Record(end - 1))
     return Resolved(records, duplicates, duplicate_orders)
+
+
+@dataclass(frozen=True)
+class SummedAhead:
+    """A batch resolved and summed before its claims are answered, as if every claim it makes
+    were granted (what almost always happens). If they are, the writer adds `deltas` to the
+    stored aggregates (core/aggregate.py `combine`) instead of applying the batch while the
+    loop waits; otherwise it resolves and applies the batch as granted."""
+
+    claims: dict[str, Claim]
+    resolved: Resolved
+    deltas: dict[PartitionId, PartitionAggregate]
+
+
+def sum_ahead(
+    plans: Plans,
+    rule: FraudRule,
+    ends: Mapping[PartitionId, int],
+    next_offsets: Mapping[PartitionId, int],
+) -> SummedAhead:
+    """`plans` summed per partition from `next_offsets` (the stored positions; a batch still
+    being written below this one only moves them down to where this batch starts)."""
+    claims = claims_of(plans)
+    resolved = resolve(plans, claims, set(claims), rule, ends)
+    deltas = {
+        pid: apply_batch(PartitionAggregate(next_offset=next_offsets[pid]), records)
+        for pid, records in resolved.records.items()
+    }
+    return SummedAhead(claims, resolved, deltas)
 
 
 def conflicting(

@@ -21,13 +21,13 @@ from prometheus_client import Counter
 from orderpipeline.analytics.plan import (
     DeadLetter,
     Plans,
-    claims_of,
+    SummedAhead,
     conflicting,
     invalid_of,
     not_sent_yet,
     resolve,
 )
-from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch
+from orderpipeline.core.aggregate import PartitionAggregate, Record, apply_batch, combine
 from orderpipeline.core.aggregate_store import (
     AggregateConflict,
     AnalyticsStore,
@@ -68,9 +68,11 @@ class Saved:
 
 @dataclass
 class Written:
-    """A claimed batch: its records, and either its save or the dead letters to send first."""
+    """A claimed batch: its records (and sums, when every claim was granted), and either its
+    save or the dead letters to send first."""
 
     records: dict[PartitionId, list[Record]]
+    deltas: dict[PartitionId, PartitionAggregate] | None
     dead: list[DeadLetter]
     saved: Saved | None
 
@@ -87,24 +89,29 @@ class BatchWriter:
     def submit(
         self,
         plans: Plans,
+        ahead: SummedAhead,
         ends: Mapping[PartitionId, int],
         owned: Mapping[PartitionId, Owned],
         committed: Mapping[PartitionId, int],
     ) -> Future[Written]:
         """Claim and (without dead letters to send first) save `plans` in the background,
         on top of `owned`. Raises StoreUnavailable from `result()` when the claim failed."""
-        return self._pool.submit(self.write, plans, dict(ends), dict(owned), dict(committed))
+        return self._pool.submit(self.write, plans, ahead, dict(ends), dict(owned), dict(committed))
 
     def write(
         self,
         plans: Plans,
+        ahead: SummedAhead,
         ends: Mapping[PartitionId, int],
         owned: Mapping[PartitionId, Owned],
         committed: Mapping[PartitionId, int],
     ) -> Written:
-        claims = claims_of(plans)
+        claims = ahead.claims
         owned_keys = self.store.claim(claims)
-        resolved = resolve(plans, claims, owned_keys, self.rule, ends)
+        if owned_keys.issuperset(claims):
+            resolved, deltas = ahead.resolved, ahead.deltas
+        else:
+            resolved, deltas = resolve(plans, claims, owned_keys, self.rule, ends), None
         DUPLICATES.inc(resolved.duplicates)
         conflicts: list[DeadLetter] = []
         if resolved.duplicate_orders:
@@ -112,19 +119,26 @@ class BatchWriter:
             conflicts = conflicting(resolved.duplicate_orders, self.store.documents(ids))
         dead = not_sent_yet(invalid_of(plans) + conflicts, committed)
         if dead:
-            return Written(resolved.records, dead, None)
-        return Written(resolved.records, [], self.save(resolved.records, owned))
+            return Written(resolved.records, deltas, dead, None)
+        return Written(resolved.records, deltas, [], self.save(resolved.records, deltas, owned))
 
     def save(
-        self, records: Mapping[PartitionId, list[Record]], owned: Mapping[PartitionId, Owned]
+        self,
+        records: Mapping[PartitionId, list[Record]],
+        deltas: Mapping[PartitionId, PartitionAggregate] | None,
+        owned: Mapping[PartitionId, Owned],
     ) -> Saved:
-        """Apply each partition's records to its aggregate and write it, CAS-guarded."""
+        """Add each partition's batch to its aggregate (its sums, or else its records) and
+        write it, CAS-guarded."""
         saved = Saved()
         for pid, recs in records.items():
             state = owned.get(pid)
             if state is None:  # revoked before the batch was submitted
                 continue
-            aggregate = apply_batch(state.aggregate, recs)
+            if deltas is not None:
+                aggregate = combine(state.aggregate, deltas[pid])
+            else:
+                aggregate = apply_batch(state.aggregate, recs)
             try:
                 cas = self.store.save(pid, aggregate, state.cas)
             except AggregateConflict:
