@@ -13,14 +13,15 @@ A crash anywhere repeats at most steps 1-5 for messages whose aggregate was not 
 and step 1 or the claim makes the repetition count nothing twice. Couchbase, not the
 committed Kafka offset, decides where a partition resumes (partitions.py).
 
-Steps 3 and 5 run on the writer's thread (writer.py) while this loop consumes and parses the
-next batch: Couchbase's round trips overlap Kafka and parsing. The writer takes one batch at a
-time, and the next is submitted only after this loop took the previous one's outcome, so each
-aggregate is written on top of the one before, in offset order. If a batch is not written
-(Couchbase unavailable, a CAS conflict), the batch parsed meanwhile is dropped for those
-partitions and they are read again from their stored `next_offset`: nothing past an unwritten
-batch is ever applied. A batch with dead letters to send comes back from the writer unsaved;
-this loop sends them (step 4, Kafka stays on this thread) and then saves it.
+Steps 3 and 5 run on the writer's thread (writer.py) while this loop consumes, parses and
+sums the next batch (summed as if its claims will be granted, which they almost always are;
+plan.py): Couchbase's round trips overlap Kafka, parsing and the aggregate math. The writer
+takes one batch at a time, and the next is submitted only after this loop took the previous
+one's outcome, so each aggregate is written on top of the one before, in offset order. If a
+batch is not written (Couchbase unavailable, a CAS conflict), the batch parsed meanwhile is
+dropped for those partitions and they are read again from their stored `next_offset`: nothing
+past an unwritten batch is ever applied. A batch with dead letters to send comes back from
+the writer unsaved; this loop sends them (step 4, Kafka stays on this thread), then saves it.
 
 When Couchbase does not answer, the batch is rewound (seek), every partition paused and the
 loop backs off (outage.py) while it keeps polling (so the group membership stays alive).
