@@ -17,6 +17,7 @@ from orderpipeline.core.aggregate import (
     PartitionAggregate,
     Record,
     apply_batch,
+    combine,
     from_document,
     merge,
     minute_key,
@@ -93,6 +94,18 @@ def test_result_does_not_depend_on_how_messages_are_batched(
 ) -> None:
     records = records_of(batch)
     assert apply_all(split(records, cuts)) == apply_batch(PartitionAggregate(), records)
+
+
+@FAST
+@given(orders(), st.integers(0, 200))
+def test_a_batch_summed_apart_and_combined_equals_it_applied_to_its_base(
+    batch: list[Order], cut: int
+) -> None:
+    records = records_of(batch)
+    head, tail = records[: cut % (len(records) + 1)], records[cut % (len(records) + 1) :]
+    base = apply_batch(PartitionAggregate(), head)
+    delta = apply_batch(PartitionAggregate(next_offset=base.next_offset), tail)
+    assert combine(base, delta) == apply_batch(base, tail)
 
 
 @FAST

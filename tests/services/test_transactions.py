@@ -327,11 +327,12 @@ def a_worker(producer: FakeProducer, consumer: FakeConsumer) -> tuple[ConsumerWo
     ctx = ServiceContext("test", StopFlag(), HealthState(), ServiceMetrics("test"))
     handler = ManualHandler()
     worker = ConsumerWorker(settings, ctx, "group", handler, scheduler=handler)
-    worker.producer.flush(0)
-    worker.consumer.close()
-    worker.producer = worker.txn.producer = cast(Any, producer)
-    worker.consumer = worker.txn.consumer = cast(Any, consumer)
-    worker.dead_letters._producer = cast(Any, producer)
+    session = worker.session
+    session.producer.flush(0)
+    session.consumer.close()
+    session.producer = session.txn.producer = cast(Any, producer)
+    session.consumer = session.txn.consumer = cast(Any, consumer)
+    session.dead_letters._producer = cast(Any, producer)
     worker._assigned = [TopicPartition("orders", p) for p in (0, 1)]
     return worker, handler
 
@@ -365,7 +366,7 @@ def test_dead_letters_are_held_and_committed_with_their_offsets_like_any_output(
     consume(worker, FakeMessage(1, 7, b"{not json"))
     assert producer.produced == []
     worker._store(final=True)
-    assert producer.produced == [(worker.dead_letters.topic, b"{not json")]
+    assert producer.produced == [(worker.session.dead_letters.topic, b"{not json")]
     assert [(tp.partition, tp.offset) for tp in producer.sent_offsets[0]] == [(1, 8)]
 
 
@@ -409,7 +410,7 @@ def test_a_fenced_producer_is_replaced_once_then_the_worker_exits_with_1_not_a_l
         return fresh
 
     worker, handler = a_worker(producer, consumer)
-    monkeypatch.setattr("orderpipeline.core.worker.Producer", new_producer)
+    monkeypatch.setattr("orderpipeline.core.session.Producer", new_producer)
     steps: list[int] = []
 
     def one_step() -> None:

@@ -1,6 +1,6 @@
 """Payment service: reads every order (group `payments-group`), simulates the payment work and
-publishes `{order_id, status: PAID, amount, country, currency, paid_at}` to `payments`,
-keyed by order_id.
+publishes a `Payment` (core/payment.py: order_id, status PAID, amount, country, currency,
+paid_at) to `payments`, keyed by order_id.
 
 The original slept 100 ms per order in its consume loop, capping a replica at 10 orders/s.
 Here the work of up to PAYMENT_MAX_IN_FLIGHT orders overlaps: each order waits on a timer
@@ -11,7 +11,6 @@ Offsets are stored only below the lowest order whose payment is not yet delivere
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 
@@ -20,6 +19,7 @@ from pydantic import Field
 from orderpipeline.core.config import WorkerSettings
 from orderpipeline.core.offsets import Batch
 from orderpipeline.core.order import Order, utc_now
+from orderpipeline.core.payment import Payment
 from orderpipeline.core.runner import ServiceContext, run_service
 from orderpipeline.core.worker import ConsumerWorker, Emit
 
@@ -33,17 +33,8 @@ class PaymentSettings(WorkerSettings):
 
 
 def payment_json(order: Order, paid_at: str) -> bytes:
-    return json.dumps(
-        {
-            "order_id": order.order_id,
-            "status": "PAID",
-            "amount": order.amount,
-            "country": order.country,
-            "currency": order.currency,
-            "paid_at": paid_at,
-        },
-        separators=(",", ":"),
-    ).encode()
+    """The payment record of `order` (core/payment.py, the model analytics parses it with)."""
+    return Payment.of(order, paid_at).to_json()
 
 
 class PaymentHandler:

@@ -1,6 +1,10 @@
 """The analytics consumer: every order stored once and counted once in Couchbase.
 
-`aggregate` is the pure math, `store` the Couchbase documents, `consumer` the Kafka loop.
+`consumer` is the loop (on core/session.py's Kafka session), `partitions` which partitions it
+owns and where they resume, `plan` what a batch counts, `writer` its Couchbase writes (on a
+thread of their own), `outage` the back-off while Couchbase is away, `totals` the running
+totals it publishes. The aggregate math and documents are core/aggregate*.py (the backend
+reads them too).
 """
 
 

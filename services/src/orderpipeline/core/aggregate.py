@@ -214,6 +214,21 @@ def merge(aggs: Iterable[PartitionAggregate]) -> PartitionAggregate:
     )
 
 
+def combine(base: PartitionAggregate, delta: PartitionAggregate) -> PartitionAggregate:
+    """`base` with `delta` added, where `delta` is `apply_batch` of some records onto an empty
+    aggregate at `base.next_offset`: the same as applying those records to `base` itself
+    (property-tested). So the records of a batch can be summed before their base is known
+    (analytics sums a batch while the one before it is still being written)."""
+    if delta.next_offset <= base.next_offset:
+        return base
+    summed = merge([base, delta])
+    return replace(
+        summed,
+        next_offset=delta.next_offset,
+        per_minute=_prune_minutes(summed.per_minute),
+    )
+
+
 # --- the Couchbase document form ---------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ two messages) count once: only the message named in `_source` counts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -25,7 +26,8 @@ from couchbase.exceptions import (
     DocumentExistsException,
     DocumentNotFoundException,
 )
-from couchbase.options import ReplaceOptions
+from couchbase.options import InsertMultiOptions, ReplaceOptions
+from couchbase.transcoder import RawJSONTranscoder
 
 from orderpipeline.core.aggregate import (
     JsonDict,
@@ -34,6 +36,7 @@ from orderpipeline.core.aggregate import (
     to_document,
 )
 
+_RAW_JSON = RawJSONTranscoder()
 MANIFEST_KEY = "analytics::manifest"
 PAYMENT_PREFIX = "payment::"
 SOURCE_FIELD = "_source"
@@ -50,6 +53,25 @@ def partition_key(pid: PartitionId) -> str:
 
 def source_of(topic: str, partition: int, offset: int) -> JsonDict:
     return {"topic": topic, "partition": partition, "offset": offset}
+
+
+class Claim(NamedTuple):
+    """A document to claim: its JSON (with `_source`) and that `_source`."""
+
+    doc: bytes
+    source: JsonDict
+
+
+def claim_of(body: bytes, topic: str, partition: int, offset: int) -> Claim:
+    """The claim of a message whose document is the JSON object `body` (without `_source`).
+
+    Encoded by the caller, not by the SDK at insert time: the consumer encodes while an
+    earlier batch's insert is in flight, and `_source` is appended to the object's bytes
+    instead of building and encoding a second dict.
+    """
+    source = source_of(topic, partition, offset)
+    tail = f',"{SOURCE_FIELD}":{{"topic":{json.dumps(topic)},"partition":{partition},'
+    return Claim(body[:-1] + f'{tail}"offset":{offset}}}}}'.encode(), source)
 
 
 class StoreUnavailable(Exception):
@@ -116,7 +138,7 @@ class AnalyticsStore:
 
     # --- claimed documents (orders, payments) --------------------------------------------------
 
-    def claim(self, docs: Mapping[str, JsonDict]) -> set[str]:
+    def claim(self, docs: Mapping[str, Claim]) -> set[str]:
         """Insert `docs` (each with its `_source`); return the keys this message owns.
 
         A key is owned when the insert succeeds, or when the stored document names the same
@@ -125,7 +147,11 @@ class AnalyticsStore:
         if not docs:
             return set()
         try:
-            result = self._collection.insert_multi(dict(docs), return_exceptions=True)
+            result = self._collection.insert_multi(
+                {key: claim.doc for key, claim in docs.items()},
+                InsertMultiOptions(transcoder=_RAW_JSON),
+                return_exceptions=True,
+            )
         except CouchbaseException as exc:
             raise _unavailable(exc) from exc
         owned = set(result.results)
@@ -138,7 +164,7 @@ class AnalyticsStore:
         if existing:
             stored = self._get_many({key: key for key in existing})
             for key in existing:
-                if key in stored and stored[key][0].get(SOURCE_FIELD) == docs[key][SOURCE_FIELD]:
+                if key in stored and stored[key][0].get(SOURCE_FIELD) == docs[key].source:
                     owned.add(key)
         return owned
 

@@ -93,7 +93,7 @@ def utc_now() -> str:
     return text
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_error(exc: ValidationError) -> str:
     """One short line naming the failing fields, e.g. `amount: greater_than_equal`."""
     parts = []
     for err in exc.errors()[:3]:
@@ -126,7 +126,7 @@ def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> 
         order: Order = _validate_json(raw)
         return order
     except ValidationError as exc:
-        raise InvalidMessage(_describe(exc)) from None
+        raise InvalidMessage(describe_error(exc)) from None
 
 
 # --- order ids ---------------------------------------------------------------------------------

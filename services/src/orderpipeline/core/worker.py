@@ -3,7 +3,8 @@
 A `Handler` turns each valid order into zero or more outputs (a `Scheduler` beside it when
 some are emitted later); the worker does the rest:
 parsing (invalid messages become dead letters), producing, committing, rebalances, and a
-graceful stop (finish in-flight work, commit, leave the group).
+graceful stop (finish in-flight work, commit, leave the group). Its clients, transaction and
+dead letters are a `KafkaSession` (core/session.py), the same analytics runs on.
 
 Two modes (`KAFKA_TRANSACTIONS`):
 - transactions (default): outputs wait in their batch until every older batch is finished
@@ -18,7 +19,6 @@ Two modes (`KAFKA_TRANSACTIONS`):
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Protocol
 
@@ -26,24 +26,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from orderpipeline.core.broker import wait_for_broker
 from orderpipeline.core.config import KafkaSettings
-from orderpipeline.core.deadletter import DeadLetters, produce_output
 from orderpipeline.core.exit_codes import EXIT_FAILURE, EXIT_OK
-from orderpipeline.core.kafka import (
-    DeliveryFailed,
-    ErrorWatcher,
-    KafkaFatalError,
-    close_clients,
-    consumer_config,
-    producer_config,
-    transactional_config,
-)
+from orderpipeline.core.kafka import DeliveryFailed, KafkaFatalError
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, Output
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import ServiceContext
+from orderpipeline.core.session import KafkaSession
 from orderpipeline.core.stall import ConsumeWatch
 from orderpipeline.core.transactions import (
-    ProducerRenewal,
     Transaction,
     TransactionAborted,
     TransactionFatal,
@@ -126,28 +117,12 @@ class ConsumerWorker:
         self.scheduler: Scheduler = scheduler or NothingScheduled()
         self.max_batch = max_batch
         self.log = get_logger(ctx.name)
-        self.watcher = ErrorWatcher(ctx.name)
         self.tracker = OffsetTracker()
         self.transactional = settings.transactions
-        self.group_id = group_id
-        self.producer = self._new_producer()
-        self.consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id,
-                f"{ctx.name}-consumer",
-                error_cb=self.watcher,
-                stats_cb=self._on_stats,
-            )
-        )
         self.consume_watch = ConsumeWatch(CONSUME_STALL_S)
-        self.dead_letters = DeadLetters(
-            self.producer, settings.dead_letter_topic, ctx.name, ctx.metrics
-        )
+        self.session = KafkaSession(settings, ctx, group_id, on_stats=self.consume_watch.on_stats)
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
-        self.txn = self._transaction()
-        self._renew = ProducerRenewal(ctx.name, ctx.metrics, self._new_producer)
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
         self._txn_max = settings.transaction_max_messages
         # Released batches whose outputs are in the open transaction and offsets not yet sent.
@@ -157,41 +132,22 @@ class ConsumerWorker:
         self._counters: dict[str, DeliveryCallback] = {}
         self._stalled: str | None = None
 
-    def _transaction(self) -> Transaction:
-        return Transaction(
-            self.producer,
-            self.consumer,
-            self.ctx.name,
-            self.ctx.stop.is_set,
-            self._before_retry,
-            self.settings.transaction_timeout_ms / 1000.0,
-        )
+    # The session's clients, looked up on every use: a renewal replaces them.
+    @property
+    def producer(self) -> Producer:
+        return self.session.producer
 
-    def _on_stats(self, stats_json: str) -> None:
-        self.ctx.metrics.record_librdkafka_stats(stats_json)
-        self.consume_watch.on_stats(json.loads(stats_json))
+    @property
+    def consumer(self) -> Consumer:
+        return self.session.consumer
 
-    def _before_retry(self) -> None:
-        # Waiting for the broker is not a stuck loop (and the wait is bounded inside a
-        # transaction), but wrong credentials surface only through error_cb.
-        self.ctx.health.beat()
-        self.watcher.raise_if_fatal()
-
-    def _new_producer(self) -> Producer:
-        settings = self.settings
-        extra = transactional_config(settings, self.group_id) if self.transactional else {}
-        return Producer(
-            producer_config(settings, f"{self.ctx.name}-producer", error_cb=self.watcher, **extra)
-        )
+    @property
+    def txn(self) -> Transaction:
+        return self.session.txn
 
     def _renew_producer(self, reason: str) -> None:
-        """A fresh producer (core/transactions.py, ProducerRenewal), and read again from the
-        committed offsets."""
-        self.producer = self._renew(self.producer, reason)
-        self.dead_letters = DeadLetters(
-            self.producer, self.settings.dead_letter_topic, self.ctx.name, self.ctx.metrics
-        )
-        self.txn = self._transaction()
+        """A fresh producer (core/session.py), and read again from the committed offsets."""
+        self.session.renew_producer(reason)
         self._forget()
         self.txn.init()
         rewind_to_committed(self.consumer)
@@ -230,36 +186,24 @@ class ConsumerWorker:
         return counted
 
     def _produce(self, output: Output) -> None:
-        while True:
-            try:
-                produce_output(self.producer, output)
-                return
-            except BufferError:
-                # Local queue full: serve delivery reports to make room.
-                self.producer.poll(0.05)
+        self.session.produce(output)
 
     def _dead_letter(self, msg: Message, reason: str, batch: Batch) -> None:
-        self.ctx.metrics.error("invalid_message")
-        self.log.warning(
-            "invalid message sent to the dead-letter topic",
-            reason=reason,
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-        )
         if self.transactional:
-            batch.outputs.append(self.dead_letters.output(msg, reason, lambda _e, _m: None))
+            batch.outputs.append(self.session.dead_letter(msg, reason, lambda _e, _m: None))
             return
         batch.add()
         tracker = self.tracker
         self._produce(
-            self.dead_letters.output(msg, reason, lambda err, _m: tracker.on_delivery(batch, err))
+            self.session.dead_letter(msg, reason, lambda err, _m: tracker.on_delivery(batch, err))
         )
 
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        if not wait_for_broker(self.producer, self.watcher, self.ctx, self.settings.orders_topic):
+        if not wait_for_broker(
+            self.producer, self.session.watcher, self.ctx, self.settings.orders_topic
+        ):
             self._close()
             return EXIT_OK
         if self.transactional:
@@ -274,12 +218,7 @@ class ConsumerWorker:
                 self._close()
                 return EXIT_FAILURE
         self.ctx.health.set_ready(True)
-        self.consumer.subscribe(
-            [self.settings.orders_topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        self.session.subscribe([self.settings.orders_topic], self)
         self.log.info("consuming", topic=self.settings.orders_topic)
         try:
             while not self.ctx.stop.is_set():
@@ -326,9 +265,7 @@ class ConsumerWorker:
         self._txn_messages = 0
 
     def _step(self) -> None:
-        ctx = self.ctx
-        ctx.health.beat()
-        self.watcher.raise_if_fatal()
+        self.session.beat()
         capacity = min(self.max_batch, self.scheduler.capacity())
         timeout = self._timeout()
         if capacity > 0:
@@ -375,7 +312,7 @@ class ConsumerWorker:
         for msg in messages:
             err = msg.error()
             if err is not None:
-                self._consume_error(err)
+                self.session.consume_error(err)
                 continue
             try:
                 order = parse_order(msg.value(), max_bytes)
@@ -400,12 +337,6 @@ class ConsumerWorker:
         if len(kept) < len(messages):
             self.log.info("messages of revoked partitions dropped", count=len(messages) - len(kept))
         return kept
-
-    def _consume_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        self.ctx.metrics.error("consume")
-        self.watcher.check(err)
 
     def _store(self, final: bool = False) -> None:
         if self.transactional:
@@ -478,21 +409,16 @@ class ConsumerWorker:
             self.log.warning("final commit failed", error=str(exc))
 
     def _close(self) -> None:
-        try:
-            close_clients(self.producer, self.consumer)
-        except TransactionFatal as exc:
-            # Leaving the group ran _on_lost, whose abort a fenced producer refused: the
-            # broker aborts that transaction after its timeout anyway; exit without a trace.
-            self.log.warning("open transaction left to the broker to abort", error=str(exc))
+        self.session.close()
 
-    # --- rebalances ----------------------------------------------------------------------------
+    # --- rebalances (the session's Rebalance hooks) ---------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, partitions: list[TopicPartition]) -> None:
         self._assigned = list(partitions)
         self.consume_watch.restart()
         self.log.info("partitions assigned", partitions=[p.partition for p in partitions])
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
         # Finish and commit what we hold so the next owner does not redo it.
         try:
             self._drain()
@@ -506,7 +432,7 @@ class ConsumerWorker:
         self._assigned = []
         self.log.info("partitions revoked", partitions=[p.partition for p in partitions])
 
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
         # Another member owns them now: committing would be wrong, redelivery covers us.
         # (A zombie that wakes up after its session timeout usually learns it here, before
         # its next commit would have been fenced by the group generation.)
