@@ -326,6 +326,9 @@ def freeze_in_transaction(
             f"{last_error or 'none'}); its last output: {proc.output()[-1500:]}"
         )
     finally:
+        # Stopped once it has started: a SIGTERM before its handler is installed (Python still
+        # importing, on a loaded machine) kills it with -15 instead of a clean stop.
+        feed.health_port  # noqa: B018 - waits for its `started` line
         feed.stop()
 
 

@@ -48,7 +48,7 @@ from orderpipeline.analytics.outage import Outage
 from orderpipeline.analytics.partitions import Partitions
 from orderpipeline.analytics.plan import DeadLetter, Plans, SummedAhead, plan_batch, sum_ahead
 from orderpipeline.analytics.settings import AnalyticsSettings
-from orderpipeline.analytics.totals import TotalsPublisher
+from orderpipeline.analytics.totals import TOTALS_PARTITION, TotalsPublisher
 from orderpipeline.analytics.writer import BatchWriter, Saved, Written
 from orderpipeline.core.aggregate_store import AnalyticsStore, PartitionId, StoreUnavailable
 from orderpipeline.core.exit_codes import EXIT_FAILURE, EXIT_OK
@@ -89,8 +89,13 @@ class AnalyticsConsumer:
         self.topics = (settings.orders_topic, settings.payments_topic)
         self.partitions = Partitions(self.session, store, self.topics, self._wait_in_flight)
         self.writer = BatchWriter(store, settings.fraud_rule, ctx.name)
+        publishing = PartitionId(settings.orders_topic, TOTALS_PARTITION)
         self.totals = TotalsPublisher(
-            self.session, store, settings.analytics_topic, settings.publish_interval_seconds
+            self.session,
+            store,
+            settings.analytics_topic,
+            settings.publish_interval_seconds,
+            publishes=lambda: publishing in self.partitions.owned,
         )
         self.outage = Outage()
         self.in_flight: InFlight | None = None
