@@ -30,7 +30,10 @@ def serve() -> int:
         access_log=False,  # /metrics counts requests; a line per request costs throughput
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=5,
-        proxy_headers=True,
+        # X-Forwarded-* are trusted only from FORWARDED_ALLOW_IPS (127.0.0.1 by default) and
+        # the ingress reaches the pod from its own address, so they were never applied; the
+        # middleware still scanned every request's headers for them.
+        proxy_headers=False,
         server_header=False,
     )
     server = uvicorn.Server(config)
