@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -253,7 +254,9 @@ def _round(journey: Journey, backend: str, setting: Setting, drains: Drains) -> 
     drains.events += [message for _, message in ups]
 
 
-def _run(node: RealNode, rounds: int) -> dict[str, Drains]:
+def _run(node: RealNode, rounds: int) -> tuple[dict[str, Drains], str | None]:
+    """Every setting's drains, and what failed in a round after the first (the rounds
+    before it still count: a node run is long, and its figures say how many they hold)."""
     journey = Journey(node)
     journey.install()
     journey.set_producer_replicas(0)
@@ -261,9 +264,17 @@ def _run(node: RealNode, rounds: int) -> dict[str, Drains]:
     drains = {s.name: Drains() for s in SETTINGS}
     for number in range(rounds):
         for setting in SETTINGS:
-            _round(journey, backend, setting, drains[setting.name])
-            print(f"round {number + 1}, {setting.name}: {_brief(drains[setting.name])}", flush=True)
-    return drains
+            try:
+                _round(journey, backend, setting, drains[setting.name])
+            except Exception as exc:
+                if number == 0:
+                    raise
+                traceback.print_exc()
+                first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                return drains, f"round {number + 1}, {setting.name} failed: {first_line}"
+            brief = _brief(drains[setting.name])
+            print(f"round {number + 1}, {setting.name}: {json.dumps(brief)}", flush=True)
+    return drains, None
 
 
 def _brief(drains: Drains) -> dict[str, Any]:
@@ -306,13 +317,20 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
         node = RealNode(Path(tmp))
         try:
             node.start(images)
-            drains = _run(node, rounds)
+            drains, failed = _run(node, rounds)
         finally:
             left = node.stop()
         if left:
             raise RuntimeError("the node left on the host:\n" + "\n".join(left))
     print(json.dumps({name: _brief(d) for name, d in drains.items()}), flush=True)
+    # Every burst's lag as payment's group drained it, for a closer look than the figures.
+    traces = {name: {"fixed": [d["lag"] for d in x.fixed],
+                     "autoscaled": [d["lag"] for d in x.autoscaled]}
+              for name, x in drains.items()}  # fmt: skip
+    print(json.dumps({"lag_traces": traces}), flush=True)
     figures = [f for s in SETTINGS for f in _figures(s, drains[s.name])]
+    if failed:
+        figures.append(Figure(f"bench.node_autoscaling {failed}", "", 0, 0, 0, None, "runs", False))
     produced = [d["produce_s"] for x in drains.values() for d in (*x.fixed, *x.autoscaled)]
     figures.append(summarize(
         f"node: {BURST:,}-order burst produced in a pod", "s", produced, None, "reported", None
