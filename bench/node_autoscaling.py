@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from devinfra.journey import PIPELINE, Journey
+from devinfra.journey import OPERATOR_NAMESPACE, PIPELINE, Journey
 from devinfra.node import RealNode, build_images
 from devinfra.procs import wait_for
 
@@ -189,9 +189,40 @@ def _payment(journey: Journey, setting: Setting, autoscaling: dict[str, Any] | N
     }
     patch = json.dumps({"spec": {"payment": spec}})
     journey.kubectl("patch", "orderpipeline", PIPELINE, "--type=merge", "-p", patch)
-    wait_for(
-        lambda: _rolled_out(journey), timeout=300, interval=1, what="one ready payment replica"
-    )
+    try:
+        wait_for(
+            lambda: _rolled_out(journey), timeout=300, interval=1, what="one ready payment replica"
+        )
+    except TimeoutError:
+        try:
+            print(f"payment not at one ready replica: {json.dumps(_state(journey))}", flush=True)
+        except Exception as exc:  # the timeout is the error to report, not this
+            print(f"payment not at one ready replica; its state unreadable: {exc}", flush=True)
+        raise
+
+
+def _state(journey: Journey) -> dict[str, Any]:
+    """What a wait for payment's one ready replica saw, for a run that timed out."""
+    pipeline = journey.json("get", "orderpipeline", PIPELINE)
+    deployment = journey.json("get", "deployment", PAYMENT)
+    pods = journey.json("get", "pods")["items"]
+    return {
+        "generation": pipeline["metadata"].get("generation"),
+        "status": {k: v for k, v in (pipeline.get("status") or {}).items() if k != "webapp"},
+        "payment_spec": pipeline["spec"].get("payment"),
+        "deployment": {"replicas": deployment["spec"].get("replicas"),
+                       "generation": deployment["metadata"].get("generation"),
+                       "status": deployment.get("status")},
+        "pods": [{"name": p["metadata"]["name"], "phase": p["status"].get("phase"),
+                  "deleting": bool(p["metadata"].get("deletionTimestamp")),
+                  "containers": [{k: c.get(k) for k in ("ready", "restartCount", "state")}
+                                 for c in p["status"].get("containerStatuses") or []]}
+                 for p in pods],
+        "events": [e.get("message") for e in journey.json("get", "events")["items"][-30:]],
+        "operator_log": journey.kubectl(
+            "logs", "-n", OPERATOR_NAMESPACE, "deployment/orderpipeline-operator", "--tail=40"
+        ).splitlines(),
+    }  # fmt: skip
 
 
 def _operator_reads_lag(journey: Journey) -> bool:
