@@ -285,11 +285,23 @@ def _round(journey: Journey, backend: str, setting: Setting, drains: Drains) -> 
     drains.events += [message for _, message in ups]
 
 
+def _room_for_the_orders(journey: Journey, rounds: int) -> None:
+    """The development Couchbase (gocaves) keeps every document in memory, and analytics
+    stores each order: samples/node-infra's 1 GiB holds about 600,000 orders, and a round
+    produces 800,000. Past it the mock is OOM-killed, comes back empty, and analytics
+    waits for it (as it did in a run): raised before the pipeline connects to it."""
+    limit = f"{1 + 2 * rounds}Gi"
+    journey.kubectl("set", "resources", "deployment/couchbase", f"--limits=memory={limit}")
+    journey.kubectl("rollout", "status", "deployment/couchbase", "--timeout=300s", timeout=320)
+
+
 def _run(node: RealNode, rounds: int) -> tuple[dict[str, Drains], str | None]:
     """Every setting's drains, and what failed in a round after the first (the rounds
     before it still count: a node run is long, and its figures say how many they hold)."""
     journey = Journey(node)
-    journey.install()
+    journey.install_infrastructure()
+    _room_for_the_orders(journey, rounds)
+    journey.apply_sample()
     journey.set_producer_replicas(0)
     backend = _backend(journey)
     drains = {s.name: Drains() for s in SETTINGS}
