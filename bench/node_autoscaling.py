@@ -3,9 +3,11 @@ replica and then with lag-based autoscaling (1 -> up to the 3 partitions of `ord
 settings of payment's work:
 
 - CPU-bound: the CRD's defaults, `maxInFlight` 1000 orders of `processingDelayMs` 100 ms, so
-  one replica's work allows 10,000 orders/s; it drains 8,000-9,400/s on these 2 cores, where
-  fraud, analytics and the broker read the same burst. The machine, not the work, bounds it,
-  and more replicas on the same two cores cannot drain much faster: reported, no target.
+  one replica's work allows 10,000 orders/s; it drains ~8,000-9,400/s, bounded by the CPU
+  (its own Python process, and the two cores that fraud, analytics and the broker share
+  while they read the same burst), not by its work. What more replicas gain here depends on
+  the CPU the rest of the pipeline and the machine's other work leave (4-10% in some runs,
+  35-40% in others): reported, no target.
 - work-bound: `maxInFlight` 200 of 100 ms, so at most 2,000 orders/s per replica: the case
   autoscaling is for, a consumer waiting on an external call (a payment API's latency)
   rather than on the CPU; three replicas can drain up to three times as fast while the
