@@ -1,6 +1,6 @@
 """Consumer lag from offsets: the rules a reader can trust, and what successive readings
-tell (consumption rate, growing lag, stuck partitions). Pure functions; kafka_offsets.py
-does the reading.
+tell (consumption rate, growing lag and how fast, stuck partitions). Pure functions;
+kafka_offsets.py does the reading.
 
 The rules, learned from what users of KEDA's Kafka scaler ran into:
 - a partition the group never committed counts what its consumer would read under its
@@ -84,6 +84,7 @@ class GroupHistory:
     lag: int
     partitions: Mapping[str, PartitionProgress] = field(default_factory=dict)
     growing_since: float | None = None
+    scaling_lag: int | None = None  # None: a history from before this was kept
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class GroupLag:
     rate: float | None  # messages committed per second since the previous reading
     stuck: tuple[str, ...]  # "topic/partition"
     growing_for: float  # seconds the lag has been growing (0: not growing)
+    # How fast scaling_lag changed since the previous reading, in messages per second
+    # (negative: shrinking); None on a first reading. Where the lag is heading decides how
+    # soon it is read again (reading_interval.py).
+    growth: float | None = None
 
 
 def _rate(
@@ -111,6 +116,12 @@ def _rate(
             continue
         moved += max(0, p.committed - before.committed)
     return moved / (now - previous.at)
+
+
+def _growth(previous: GroupHistory | None, now: float, scaling_lag: int) -> float | None:
+    if previous is None or previous.scaling_lag is None or now <= previous.at:
+        return None
+    return (scaling_lag - previous.scaling_lag) / (now - previous.at)
 
 
 def _growing_since(previous: GroupHistory | None, lag: int) -> float | None:
@@ -158,5 +169,6 @@ def track(
         rate=_rate(previous, now, offsets),
         stuck=tuple(sorted(stuck)),
         growing_for=0.0 if growing_since is None else now - growing_since,
+        growth=_growth(previous, now, scaling),
     )
-    return result, GroupHistory(now, total, progress, growing_since)
+    return result, GroupHistory(now, total, progress, growing_since, scaling)

@@ -1,6 +1,7 @@
 """One reading of a pipeline's consumer groups: offsets from Kafka with the pipeline's own
 settings and Secrets, ready replicas from its Deployments; then the live status (written
-only when it changed meaningfully), the metrics, and the scaler's decisions.
+only when it changed meaningfully), the metrics, the scaler's decisions, and when to read
+again.
 
 Kafka unreachable is a reading too: lag `unknown`, `Lagging=Unknown` saying why, nothing
 scaled; everything else the operator does goes on.
@@ -32,8 +33,15 @@ from orderpipeline_operator.metrics import (
     CONSUMER_REPLICAS_READY,
     LAG_READS,
 )
+from orderpipeline_operator.reading_interval import next_interval
 from orderpipeline_operator.runtime import Operator
-from orderpipeline_operator.scaler import PipelineMemory, Scaling, replicas_for, scale
+from orderpipeline_operator.scaler import (
+    PipelineMemory,
+    Scaling,
+    forget_decisions,
+    replicas_for,
+    scale,
+)
 from orderpipeline_operator.spec import PipelineSpec, parse_spec
 from orderpipeline_operator.status import is_ready, keep_transition_times, timestamp
 
@@ -91,9 +99,17 @@ def read_kafka(op: Operator, body: Mapping[str, Any]) -> Reading:
     return Reading(offsets, None, time.monotonic())
 
 
-def observe_lag(op: Operator, body: Mapping[str, Any], reading: Reading) -> list[Scaling]:
-    """Remember a reading and report it. Returns the replica changes the scaler decided
-    (the caller applies them and says so in Events)."""
+@dataclass(frozen=True)
+class Observed:
+    """What a reading decided: the replica changes (the caller applies them and says so in
+    Events), and how many seconds until the next reading (reading_interval.py)."""
+
+    scalings: list[Scaling]
+    next_reading_in: float
+
+
+def observe_lag(op: Operator, body: Mapping[str, Any], reading: Reading) -> Observed:
+    """Remember a reading and report it."""
     spec = parse_spec(body["spec"])
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -122,6 +138,7 @@ def observe_lag(op: Operator, body: Mapping[str, Any], reading: Reading) -> list
                     change = scale(memory, group, lag, now)
                     if change is not None:
                         scalings.append(change)
+                forget_decisions(memory, group)
             else:
                 # After an outage the clocks restart: consumers could not commit either, so
                 # an offset that stood still then says nothing about a stuck partition.
@@ -133,7 +150,13 @@ def observe_lag(op: Operator, body: Mapping[str, Any], reading: Reading) -> list
             CONSUMER_REPLICAS_READY.labels(*labels).set(ready.get(group.name, 0))
             views.append(ConsumerView(group, lag, ready.get(group.name, 0), replicas))
         _write(op, body, memory, views, error)
-    return scalings
+    interval = next_interval(
+        ((v.group.autoscaling, v.replicas, v.lag) for v in views),
+        regular=op.settings.lag_interval_seconds,
+        fast=op.settings.lag_fast_interval_seconds,
+        suspended=spec.suspend,
+    )
+    return Observed(scalings, interval)
 
 
 def _same(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:

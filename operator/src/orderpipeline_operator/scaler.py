@@ -91,6 +91,17 @@ def replicas_for(memory: PipelineMemory, group: ConsumerGroup) -> int:
     return max(policy.min_replicas, min(chosen, upper))
 
 
+def forget_decisions(memory: PipelineMemory, group: ConsumerGroup) -> None:
+    """Autoscaling is off for the group: its decisions go, so that turning it on again
+    starts as a new pipeline does (minReplicas, at least 1, until a reading decides), not
+    from a count decided for a load long gone. The readings' history stays: it is the
+    group's lag, whoever sets the replicas."""
+    known = memory.consumers.get(group.name)
+    if known is not None and not group.autoscaling.enabled:
+        known.replicas = None
+        known.recommendations = ()
+
+
 @dataclass(frozen=True)
 class Scaling:
     name: str

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # condition says so, and how long a partition's committed offset must stand still
     # while its consumer runs before it counts as stuck.
     lag_interval_seconds: float = Field(default=15.0, gt=0)
+    # The interval instead while an autoscaled group's lag heads for more replicas
+    # (reading_interval.py); at least 1 s, so no lag makes a pipeline's readings a busy loop.
+    lag_fast_interval_seconds: float = Field(default=3.0, ge=1.0)
     kafka_timeout_seconds: float = Field(default=5.0, gt=0)
     lagging_after_seconds: float = Field(default=60.0, ge=0)
     stuck_partition_seconds: float = Field(default=300.0, gt=0)

@@ -27,7 +27,7 @@ from orderpipeline_operator.manifests.configmap import config_data, configmap
 from orderpipeline_operator.manifests.deployments import deployment
 from orderpipeline_operator.manifests.labels import deployment_name
 from orderpipeline_operator.runtime import Operator
-from orderpipeline_operator.scaler import replicas_for
+from orderpipeline_operator.scaler import forget_decisions, replicas_for
 from orderpipeline_operator.spec import PipelineSpec
 from orderpipeline_operator.status import WorkerState, worker_state
 
@@ -37,6 +37,8 @@ def scaled_components(op: Operator, body: Mapping[str, Any], spec: PipelineSpec)
     consumer is autoscaled: the operator owns it, and a hand edit is drift)."""
     memory = op.memory(body)
     groups = {g.name: g for g in consumer_groups(spec)}
+    for group in groups.values():
+        forget_decisions(memory, group)
     return [
         dataclasses.replace(c, replicas=replicas_for(memory, groups[c.name]))
         if c.name in groups

@@ -44,7 +44,7 @@ def configure(
     # A thread waiting for helm must not delay other pipelines' Deployments.
     settings.execution.max_workers = conf.worker_threads
     settings.watching.server_timeout = 300
-    # A deleted pipeline keeps its finalizer until its lag timer has returned (a reading
+    # A deleted pipeline keeps its finalizer until its lag reader has stopped (a reading
     # waits up to OPERATOR_KAFKA_TIMEOUT_SECONDS); kopf looks again after this many
     # seconds (default 60: a deletion during a reading would wait a minute).
     settings.background.cancellation_polling = 1
