@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -24,7 +24,7 @@ from orderpipeline.core.aggregate import (
     money,
     to_document,
 )
-from orderpipeline.core.order import Order
+from orderpipeline.core.order import Order, format_timestamp
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 # Enough examples to find batching and ordering bugs, few enough to keep the suite fast.
@@ -207,3 +207,40 @@ def test_records_without_an_order_only_move_the_offset() -> None:
 def test_money_is_the_decimal_the_json_number_denotes() -> None:
     assert money(0.1) + money(0.2) == Decimal("0.3")
     assert money(312.5) == Decimal("312.5")
+
+
+_ANY_TIME = st.builds(
+    lambda dt, offset: dt.replace(tzinfo=timezone(timedelta(minutes=offset))),
+    st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(-14 * 60, 14 * 60),
+)
+
+
+@FAST
+@given(st.lists(_ANY_TIME, min_size=1, max_size=30))
+def test_minutes_and_recency_follow_the_timestamp_text_in_any_zone(times: list[datetime]) -> None:
+    """apply_batch buckets and ranks by milliseconds since the epoch (for speed): the same
+    as minute_key and the created_at text (UTC, truncated to milliseconds) would."""
+    batch = [
+        Order(
+            order_id=f"ord_{i % 4}{i:03d}",
+            customer_id=1,
+            amount=1.0,
+            currency="USD",
+            country="DE",
+            status="CREATED",
+            created_at=t,
+        )
+        for i, t in enumerate(times)
+    ]
+    agg = apply_batch(PartitionAggregate(), records_of(batch))
+    minutes = Counter(minute_key(o.created_at) for o in batch)
+    newest = max(minutes)
+    assert {k: b.orders for k, b in agg.per_minute.items()} == {
+        k: n for k, n in minutes.items() if k in agg.per_minute
+    }
+    assert newest in agg.per_minute
+    by_text = sorted(
+        batch, key=lambda o: (format_timestamp(o.created_at), o.order_id), reverse=True
+    )
+    assert [o["order_id"] for o in agg.latest_orders] == [o.order_id for o in by_text]

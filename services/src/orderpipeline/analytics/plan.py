@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
@@ -28,10 +29,10 @@ CONFLICT_REASON = "duplicate order_id with different content (first stored wins)
 DeadLetter = tuple[Message, str]
 
 
-@dataclass(frozen=True)
-class Planned:
+class Planned(NamedTuple):
     """One fresh message: the document it claims (`key`, `claim`) and what it counts if it
-    owns that document; `invalid` (the reason) when it is a dead letter."""
+    owns that document; `invalid` (the reason) when it is a dead letter. (A NamedTuple: one
+    per message, built in a third of a frozen dataclass's time.)"""
 
     msg: Message
     offset: int
@@ -53,12 +54,12 @@ def plan_message(pid: PartitionId, msg: Message, orders_topic: str, max_bytes: i
         if topic == orders_topic:
             order = parse_order(msg.value(), max_bytes)
             claim = claim_of(order.to_json(), topic, partition, offset)
-            return Planned(msg, offset, order.order_id, claim, order=order)
+            return Planned(msg, offset, order.order_id, claim, order)
         payment = parse_payment(msg.value(), max_bytes)
         claim = claim_of(payment.document_json(), topic, partition, offset)
         return Planned(msg, offset, PAYMENT_PREFIX + payment.order_id, claim)
     except InvalidMessage as exc:
-        return Planned(msg, offset, invalid=exc.reason)
+        return Planned(msg, offset, None, None, None, exc.reason)
 
 
 def plan_batch(
@@ -114,10 +115,13 @@ def resolve(
             if p.key is None:  # a dead letter
                 out.append(Record(p.offset))
                 continue
+            claim = p.claim
+            # Mostly the very claim this message made (claims_of keeps the first one): the
+            # identity test spares a dict comparison per message.
             mine = (
                 p.key in owned_keys
-                and p.claim is not None
-                and claims[p.key].source == p.claim.source
+                and claim is not None
+                and ((first := claims[p.key]) is claim or first.source == claim.source)
             )
             if not mine:
                 duplicates += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from orderpipeline.analytics.consumer import AnalyticsConsumer
 from orderpipeline.analytics.settings import AnalyticsSettings
 from orderpipeline.core.aggregate_store import AnalyticsStore
@@ -38,10 +40,22 @@ def _main(settings: AnalyticsSettings, ctx: ServiceContext) -> int:
         raise
     log.info("connected to couchbase", bucket=settings.bucket)
     ctx.health.set_ready(True)
+    _tune_gc()
     try:
         return AnalyticsConsumer(settings, ctx, AnalyticsStore(handle.collection)).run()
     finally:
         handle.close()
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic-GC passes. The loop allocates ~10 objects an order (messages, parsed
+    orders, claims, records) and refcounting frees them all; the default thresholds still
+    ran a collection every 700 allocations, ~100 per 2000-order batch, some over the whole
+    heap: ~20% of the loop's CPU (plan_batch + sum_ahead + combine per order, best of 5:
+    11.4-13.0 us with the defaults, 9.5-9.8 us with these). What is loaded by now (modules,
+    the SDK, settings) lives as long as the process: frozen, so no pass walks it again."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def run() -> int:

@@ -88,6 +88,34 @@ def minute_key(created_at: datetime) -> str:
     return created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_MS_PER_MINUTE = 60_000
+# minute_key by minute since the epoch. An order's minute costs one datetime subtraction and
+# a dict lookup instead of astimezone + strftime (0.4 against 2.5 us an order, a tenth of
+# apply_batch). Bounded: cleared when full (orders span a few minutes at a time).
+_MINUTE_KEYS: dict[int, str] = {}
+_MINUTE_KEYS_MAX = 4096
+
+
+def _epoch_ms(created_at: datetime) -> int:
+    """Milliseconds since the epoch, floored: orders in the same millisecond of
+    `format_timestamp` (which truncates) compare equal, so ordering by it is ordering by the
+    timestamp text (fixed width for every year), at a fraction of the cost."""
+    return (created_at - _EPOCH) // _MS
+
+
+def _minute_key_of(epoch_ms: int) -> str:
+    """minute_key of a time given as `_epoch_ms` (the same string, cached)."""
+    minute = epoch_ms // _MS_PER_MINUTE
+    key = _MINUTE_KEYS.get(minute)
+    if key is None:
+        if len(_MINUTE_KEYS) >= _MINUTE_KEYS_MAX:
+            _MINUTE_KEYS.clear()
+        key = _MINUTE_KEYS[minute] = minute_key(_EPOCH + timedelta(minutes=minute))
+    return key
+
+
 def _recency(item: JsonDict) -> tuple[str, str]:
     # created_at is always the fixed-width `...T03:40:00.123Z` form, so strings sort by time;
     # order_id breaks ties deterministically.
@@ -100,13 +128,15 @@ def newest(items: Iterable[JsonDict], limit: int) -> tuple[JsonDict, ...]:
     return tuple(heapq.nlargest(limit, unique.values(), key=_recency))
 
 
-def _dump_newest(orders: list[Order]) -> list[JsonDict]:
-    """The JSON of the batch's newest orders only: dumping every order would cost more than
-    the rest of the aggregation."""
-    top = heapq.nlargest(
-        LATEST_ORDERS, orders, key=lambda o: (format_timestamp(o.created_at), o.order_id)
-    )
-    return [order.model_dump(mode="json") for order in top]
+def _dump_newest(orders: list[tuple[int, str, Order]]) -> list[JsonDict]:
+    """The JSON of the batch's newest orders only (given as (`_epoch_ms`, order_id, order)):
+    dumping every order would cost more than the rest of the aggregation."""
+    top = heapq.nlargest(LATEST_ORDERS, orders, key=_recency_key)
+    return [order.model_dump(mode="json") for _, _, order in top]
+
+
+def _recency_key(item: tuple[int, str, Order]) -> tuple[int, str]:
+    return item[0], item[1]
 
 
 def alert_of(order: Order, reason: str) -> JsonDict:
@@ -116,7 +146,8 @@ def alert_of(order: Order, reason: str) -> JsonDict:
         "reason": reason,
         "amount": order.amount,
         "country": order.country,
-        "created_at": order.model_dump(mode="json")["created_at"],
+        # What the order's JSON says (its serializer), without dumping the whole order.
+        "created_at": format_timestamp(order.created_at),
     }
 
 
@@ -132,14 +163,18 @@ def _prune_minutes(per_minute: dict[str, Bucket]) -> dict[str, Bucket]:
 
 def apply_batch(agg: PartitionAggregate, records: Sequence[Record]) -> PartitionAggregate:
     """Return `agg` with `records` applied; records below `agg.next_offset` are skipped."""
-    fresh = [r for r in records if r.offset >= agg.next_offset]
+    next_offset = agg.next_offset
+    fresh = [r for r in records if r.offset >= next_offset]
     if not fresh:
         return agg
     orders, sales, alerts, payments = agg.orders, agg.sales, agg.fraud_alerts, agg.payments
-    by_country = dict(agg.by_country)
+    # Running [orders, sales] per country and minute, turned into Buckets once at the end:
+    # a new frozen Bucket per order and group cost more than the sums themselves. Each sum
+    # still adds the same amounts in the same order as before (Decimal sums stay exact).
+    countries: dict[str, list[Any]] = {k: [b.orders, b.sales] for k, b in agg.by_country.items()}
+    minutes: dict[str, list[Any]] = {k: [b.orders, b.sales] for k, b in agg.per_minute.items()}
     by_status = dict(agg.by_status)
-    per_minute = dict(agg.per_minute)
-    new_orders: list[Order] = []
+    new_orders: list[tuple[int, str, Order]] = []
     new_alerts: list[JsonDict] = []
     for record in fresh:
         if record.payment:
@@ -150,24 +185,34 @@ def apply_batch(agg: PartitionAggregate, records: Sequence[Record]) -> Partition
         amount = money(order.amount)
         orders += 1
         sales += amount
-        by_country[order.country] = by_country.get(order.country, Bucket()).add(amount)
-        by_status[order.status] = by_status.get(order.status, 0) + 1
-        minute = minute_key(order.created_at)
-        per_minute[minute] = per_minute.get(minute, Bucket()).add(amount)
-        new_orders.append(order)
+        group = countries.get(order.country)
+        if group is None:
+            group = countries[order.country] = [0, Decimal(0)]
+        group[0] += 1
+        group[1] += amount
+        status = order.status
+        by_status[status] = by_status.get(status, 0) + 1
+        epoch_ms = _epoch_ms(order.created_at)
+        minute = _minute_key_of(epoch_ms)
+        group = minutes.get(minute)
+        if group is None:
+            group = minutes[minute] = [0, Decimal(0)]
+        group[0] += 1
+        group[1] += amount
+        new_orders.append((epoch_ms, order.order_id, order))
         if record.alert_reason is not None:
             alerts += 1
             new_alerts.append(alert_of(order, record.alert_reason))
     return replace(
         agg,
-        next_offset=max(agg.next_offset, max(r.offset for r in fresh) + 1),
+        next_offset=max(next_offset, max(r.offset for r in fresh) + 1),
         orders=orders,
         sales=sales,
         fraud_alerts=alerts,
         payments=payments,
-        by_country=by_country,
+        by_country=_buckets(countries, agg.by_country),
         by_status=by_status,
-        per_minute=_prune_minutes(per_minute),
+        per_minute=_prune_minutes(_buckets(minutes, agg.per_minute)),
         latest_orders=newest([*agg.latest_orders, *_dump_newest(new_orders)], LATEST_ORDERS)
         if new_orders
         else agg.latest_orders,
@@ -175,6 +220,15 @@ def apply_batch(agg: PartitionAggregate, records: Sequence[Record]) -> Partition
         if new_alerts
         else agg.latest_alerts,
     )
+
+
+def _buckets(sums: dict[str, list[Any]], before: dict[str, Bucket]) -> dict[str, Bucket]:
+    """`sums` as Buckets, reusing the ones that did not change."""
+    out: dict[str, Bucket] = {}
+    for key, (count, total) in sums.items():
+        old = before.get(key)
+        out[key] = old if old is not None and old.orders == count else Bucket(count, total)
+    return out
 
 
 def merge(aggs: Iterable[PartitionAggregate]) -> PartitionAggregate:

@@ -65,8 +65,12 @@ class Order(BaseModel):
 
     def to_json(self) -> bytes:
         """The wire form (UTF-8 JSON, `created_at` as UTC with milliseconds and `Z`)."""
-        return self.model_dump_json().encode()
+        # model_dump_json's bytes, without its Python wrapper and its decode/encode round
+        # trip (analytics encodes every order it stores: 0.6 us of ~3 us an order).
+        return _to_json(self)
 
+
+_to_json = Order.__pydantic_serializer__.to_json
 
 _ZERO = timedelta(0)
 
