@@ -26,7 +26,7 @@ class Figure:
 
     `value` is the median of the runs, `min`/`max` their range; `baseline` the same quantity
     for the reproduction of the original design (bench/baseline/), measured in the same run;
-    `target` says in words what `met` checks.
+    `target` says in words what `met` checks; `module` the benchmark module that measured it.
     """
 
     name: str
@@ -37,6 +37,7 @@ class Figure:
     baseline: float | None
     target: str
     met: bool | None
+    module: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

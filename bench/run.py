@@ -20,6 +20,7 @@ import platform
 import tempfile
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -108,20 +109,34 @@ def collect(env: BenchEnv, quick: bool, modules: tuple[str, ...] = MODULES) -> l
         # A module that cannot be imported or fails is a failed figure (and exit code 1),
         # never a skip: every module in MODULES is part of the benchmark.
         try:
-            figures += importlib.import_module(name).measure(env, quick)
+            measured = importlib.import_module(name).measure(env, quick)
         except Exception:
             traceback.print_exc()
-            figures.append(Figure(f"{name} failed", "", 0, 0, 0, None, "runs", False))
+            measured = [Figure(f"{name} failed", "", 0, 0, 0, None, "runs", False)]
+        figures += [replace(f, module=name) for f in measured]
         print(f"{name}: {time.monotonic() - started:.0f}s", flush=True)
     return figures
 
 
 def merged(last: dict[str, Any], new: dict[str, Any], modules: list[str]) -> dict[str, Any]:
-    """The last run's figures with those of `new` replacing the ones of the same name."""
+    """The last run's figures with those of `new` replacing the ones of the same name, and
+    without the re-run modules' other figures (a figure renamed since must not linger)."""
     names = {f["name"] for f in new["figures"]}
-    kept = [f for f in last.get("figures", []) if f["name"] not in names]
-    partial = {**last.get("partial_updates", {}), ",".join(modules): new["generated_at"]}
-    return {**last, "figures": kept + new["figures"], "partial_updates": partial}
+    kept = [
+        f
+        for f in last.get("figures", [])
+        if f["name"] not in names and f.get("module") not in modules
+    ]
+    order = {module: i for i, module in enumerate(MODULES)}
+    figures = sorted(kept + new["figures"], key=lambda f: order.get(f.get("module") or "", 0))
+    # When each module's figures were measured, if not by the last full run.
+    partial = {
+        key: when
+        for key, when in last.get("partial_updates", {}).items()
+        if not set(key.split(",")) <= set(modules)
+    }
+    partial[",".join(modules)] = new["generated_at"]
+    return {**last, "figures": figures, "partial_updates": partial}
 
 
 def main() -> int:
