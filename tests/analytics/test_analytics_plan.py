@@ -4,7 +4,6 @@ each message claims, the records a claimed batch applies, and the dead letters i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,29 +24,11 @@ from orderpipeline.core.fraud_rule import FraudRule
 from orderpipeline.core.order import Order
 from orderpipeline.core.payment import Payment
 
+from tests.kafka_fakes import FakeMessage
+
 ORDERS = PartitionId("orders", 0)
 PAYMENTS = PartitionId("payments", 1)
 RULE = FraudRule(amount_threshold=1000.0)
-
-
-@dataclass
-class FakeMessage:
-    _topic: str
-    _partition: int
-    _offset: int
-    _value: bytes | None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
 
 
 def an_order(order_id: str, amount: float = 10.0, country: str = "DE") -> Order:

@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import cast
-
-from confluent_kafka import Message
 from hypothesis import given
 from hypothesis import strategies as st
 from orderpipeline.core.offsets import Batch, OffsetTracker
 
-
-@dataclass
-class FakeMessage:
-    """Stands in for confluent_kafka.Message (unit test of pure bookkeeping)."""
-
-    _topic: str
-    _partition: int
-    _offset: int
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-
-def as_messages(fakes: list[FakeMessage]) -> list[Message]:
-    """The fakes, typed as what OffsetTracker.open takes: it reads only topic(), partition()
-    and offset(), which FakeMessage has."""
-    return cast(list[Message], fakes)
+from tests.kafka_fakes import FakeMessage, as_messages
 
 
 def test_a_batch_is_released_only_after_all_its_outputs_are_delivered() -> None:

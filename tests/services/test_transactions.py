@@ -32,6 +32,8 @@ from orderpipeline.core.transactions import (
 )
 from orderpipeline.core.worker import ConsumerWorker, Emit
 
+from tests.kafka_fakes import FakeMessage
+
 RETRIABLE = KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True)
 ABORTABLE = KafkaError(KafkaError.UNKNOWN_MEMBER_ID, "unknown member", txn_requires_abort=True)
 FENCED = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
@@ -247,31 +249,6 @@ def test_rewind_seeks_every_assigned_partition_to_its_committed_offset() -> None
 # --- the worker's transactional path -------------------------------------------------------------
 
 
-@dataclass
-class FakeMessage:
-    _partition: int
-    _offset: int
-    _value: bytes
-
-    def topic(self) -> str:
-        return "orders"
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return None
-
-    def error(self) -> None:
-        return None
-
-
 def an_order(order_id: str) -> bytes:
     return json.dumps(
         {
@@ -344,8 +321,8 @@ def consume(worker: ConsumerWorker, *messages: FakeMessage) -> None:
 def test_outputs_completed_above_an_unfinished_order_wait_for_the_next_transaction() -> None:
     producer, consumer = FakeProducer(), FakeConsumer()
     worker, handler = a_worker(producer, consumer)
-    consume(worker, FakeMessage(0, 0, an_order("ord_a")))
-    consume(worker, FakeMessage(0, 1, an_order("ord_b")))
+    consume(worker, FakeMessage("orders", 0, 0, an_order("ord_a")))
+    consume(worker, FakeMessage("orders", 0, 1, an_order("ord_b")))
     handler.release = ["ord_b"]  # the later order finishes first
     handler.tick(0, worker.emit)
     worker._store(final=True)
@@ -363,7 +340,7 @@ def test_outputs_completed_above_an_unfinished_order_wait_for_the_next_transacti
 def test_dead_letters_are_held_and_committed_with_their_offsets_like_any_output() -> None:
     producer, consumer = FakeProducer(), FakeConsumer()
     worker, _ = a_worker(producer, consumer)
-    consume(worker, FakeMessage(1, 7, b"{not json"))
+    consume(worker, FakeMessage("orders", 1, 7, b"{not json"))
     assert producer.produced == []
     worker._store(final=True)
     assert producer.produced == [(worker.session.dead_letters.topic, b"{not json")]
@@ -374,7 +351,11 @@ def test_an_abortable_commit_aborts_forgets_the_work_and_rewinds_to_the_committe
     producer = FakeProducer(failures={"send_offsets": [ABORTABLE]})
     consumer = FakeConsumer(committed_offsets={0: 0, 1: 5})
     worker, handler = a_worker(producer, consumer)
-    consume(worker, FakeMessage(0, 0, an_order("ord_a")), FakeMessage(0, 1, an_order("ord_b")))
+    consume(
+        worker,
+        FakeMessage("orders", 0, 0, an_order("ord_a")),
+        FakeMessage("orders", 0, 1, an_order("ord_b")),
+    )
     handler.release = ["ord_a", "ord_b"]
     handler.tick(0, worker.emit)
     worker._guarded(lambda: worker._store(final=True))
@@ -390,7 +371,11 @@ def test_messages_of_a_partition_revoked_during_consume_are_not_processed() -> N
     producer, consumer = FakeProducer(), FakeConsumer()
     worker, handler = a_worker(producer, consumer)
     worker._assigned = [TopicPartition("orders", 0)]  # partition 1 was just revoked
-    consume(worker, FakeMessage(0, 3, an_order("ord_kept")), FakeMessage(1, 9, an_order("ord_x")))
+    consume(
+        worker,
+        FakeMessage("orders", 0, 3, an_order("ord_kept")),
+        FakeMessage("orders", 1, 9, an_order("ord_x")),
+    )
     assert list(handler.waiting) == ["ord_kept"]
     handler.release = ["ord_kept"]
     handler.tick(0, worker.emit)
@@ -415,7 +400,7 @@ def test_a_fenced_producer_is_replaced_once_then_the_worker_exits_with_1_not_a_l
 
     def one_step() -> None:
         steps.append(1)
-        consume(worker, FakeMessage(0, len(steps), an_order(f"ord_{len(steps)}")))
+        consume(worker, FakeMessage("orders", 0, len(steps), an_order(f"ord_{len(steps)}")))
         handler.release = list(handler.waiting)
         handler.tick(0, worker.emit)
         worker._store(final=True)

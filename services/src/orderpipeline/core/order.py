@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -26,6 +27,7 @@ from pydantic import (
 )
 
 DEFAULT_MAX_ORDER_BYTES = 65536
+T = TypeVar("T")
 
 
 class InvalidMessage(Exception):
@@ -113,24 +115,30 @@ def describe_error(exc: ValidationError) -> str:
 
 
 # Order.model_validate_json without its Python wrapper (the hot path of every consumer).
-_validate_json = Order.__pydantic_validator__.validate_json
+_validate_json: Callable[[bytes], Order] = Order.__pydantic_validator__.validate_json
 
 
-def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> Order:
-    """Parse and validate one message value.
+def parse_message(raw: bytes | None, max_bytes: int, validate_json: Callable[[bytes], T]) -> T:
+    """One message value through a model's JSON validator, bounded in size.
 
-    Raises InvalidMessage(reason) for: no value, oversized payload, not JSON, not an object,
-    missing fields, wrong types, a negative/NaN/infinite amount, malformed codes or timestamps.
+    Raises InvalidMessage(reason) for no value, an oversized payload, and whatever the model
+    refuses (not JSON, not an object, missing fields, wrong types, broken constraints).
     """
     if raw is None:
         raise InvalidMessage("empty message")
     if len(raw) > max_bytes:
         raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
     try:
-        order: Order = _validate_json(raw)
-        return order
+        return validate_json(raw)
     except ValidationError as exc:
         raise InvalidMessage(describe_error(exc)) from None
+
+
+def parse_order(raw: bytes | None, max_bytes: int = DEFAULT_MAX_ORDER_BYTES) -> Order:
+    """Parse and validate one message value of the orders topic: InvalidMessage(reason) for
+    anything that is not a valid order (a negative/NaN/infinite amount, malformed codes or
+    timestamps included)."""
+    return parse_message(raw, max_bytes, _validate_json)
 
 
 # --- order ids ---------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ Analytics counts one payment per order_id. It needs only `order_id`, `status` an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from orderpipeline.core.order import InvalidMessage, Order, describe_error
+from orderpipeline.core.order import Order, parse_message
 
 PAID = "PAID"
 
@@ -67,7 +68,7 @@ class Payment(BaseModel):
         return json.dumps(self.document(), separators=(",", ":")).encode()
 
 
-_validate_json = Payment.__pydantic_validator__.validate_json
+_validate_json: Callable[[bytes], Payment] = Payment.__pydantic_validator__.validate_json
 _to_json = Payment.__pydantic_serializer__.to_json
 
 
@@ -77,12 +78,4 @@ def parse_payment(raw: bytes | None, max_bytes: int) -> Payment:
     Raises InvalidMessage(reason) for: no value, oversized payload, not JSON, not an object,
     a missing or empty order_id, status or amount, wrong types, malformed optional fields.
     """
-    if raw is None:
-        raise InvalidMessage("empty message")
-    if len(raw) > max_bytes:
-        raise InvalidMessage(f"oversized: {len(raw)} bytes > {max_bytes}")
-    try:
-        payment: Payment = _validate_json(raw)
-        return payment
-    except ValidationError as exc:
-        raise InvalidMessage(describe_error(exc)) from None
+    return parse_message(raw, max_bytes, _validate_json)
