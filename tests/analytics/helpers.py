@@ -229,10 +229,12 @@ class ServiceProcess:
     def health_port(self) -> int:
         """The port this run's health server listens on, from its `started` log line."""
         if self._port is None:
-            self._port = self._started_port(timeout=60.0)
+            self._port = self.wait_started()
         return self._port
 
-    def _started_port(self, timeout: float) -> int:
+    def wait_started(self, timeout: float = 60.0) -> int:
+        """Wait for this run's `started` line (signal handlers installed, health server up);
+        its health port."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.log.open("rb") as log:

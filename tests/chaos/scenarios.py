@@ -328,7 +328,7 @@ def freeze_in_transaction(
     finally:
         # Stopped once it has started: a SIGTERM before its handler is installed (Python still
         # importing, on a loaded machine) kills it with -15 instead of a clean stop.
-        feed.health_port  # noqa: B018 - waits for its `started` line
+        feed.wait_started()
         feed.stop()
 
 
