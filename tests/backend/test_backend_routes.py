@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from orderpipeline.backend.api.plain import accepts_gzip
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
 from orderpipeline.backend.main import create_app
@@ -254,6 +255,51 @@ def test_analytics_body_is_the_snapshots_model_encoded(client: TestClient) -> No
     assert response.headers["content-type"] == "application/json"
     assert response.content == snapshot.analytics.model_dump_json().encode()
     assert Analytics.model_validate_json(response.content) == snapshot.analytics
+
+
+def test_analytics_is_gzipped_for_clients_that_accept_it(client: TestClient) -> None:
+    snapshot = client.app.state.feed.current()  # type: ignore[attr-defined]
+    # A browser's header: the body is the snapshot's, gzipped (httpx decodes it).
+    browser = client.get("/api/analytics", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert browser.headers["content-encoding"] == "gzip"
+    assert browser.headers["vary"] == "accept-encoding"
+    assert browser.content == snapshot.body
+    assert int(browser.headers["content-length"]) == len(snapshot.body_gzip) < len(snapshot.body)
+    plain = client.get("/api/analytics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "accept-encoding"
+    assert plain.content == snapshot.body
+    assert int(plain.headers["content-length"]) == len(snapshot.body)
+    head = client.head("/api/analytics", headers={"Accept-Encoding": "gzip"})
+    assert head.content == b"" and head.headers["content-length"] == str(len(snapshot.body_gzip))
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        (None, False),  # says nothing: identity, as RFC 9110 advises
+        ("gzip", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("br, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),  # a named coding overrides the wildcard
+        ("gzip;q=nonsense", False),
+        ("br, zstd", False),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_gzip_follows_the_accept_encoding_header(
+    accept_encoding: str | None, gzipped: bool
+) -> None:
+    headers = [(b"host", b"x")]
+    if accept_encoding is not None:
+        headers.append((b"accept-encoding", accept_encoding.encode()))
+    assert accepts_gzip({"type": "http", "headers": headers}) is gzipped
 
 
 def test_analytics_answers_alike_with_and_without_an_api_key(source: FakeSource) -> None:

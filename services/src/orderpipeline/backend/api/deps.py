@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection
 
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
@@ -19,14 +20,14 @@ from orderpipeline.backend.feed import AnalyticsFeed
 API_KEY_HEADER = "X-API-Key"
 
 
-def settings_of(request: Request) -> BackendSettings:
-    settings: BackendSettings = request.app.state.settings
+def settings_of(connection: HTTPConnection) -> BackendSettings:
+    settings: BackendSettings = connection.app.state.settings
     return settings
 
 
-def feed_of(request: Request) -> AnalyticsFeed:
+def feed_of(connection: HTTPConnection) -> AnalyticsFeed:
     """The app's feed, created by its lifespan."""
-    feed: AnalyticsFeed = request.app.state.feed
+    feed: AnalyticsFeed = connection.app.state.feed
     return feed
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 
 from orderpipeline.backend.api.deps import (
     API_KEY_HEADER,
@@ -18,7 +20,7 @@ from orderpipeline.backend.api.deps import (
     feed_of,
     settings_of,
 )
-from orderpipeline.backend.api.plain import PlainRoute
+from orderpipeline.backend.api.plain import PlainRoute, send_json
 from orderpipeline.backend.schemas import AlertsPage, Analytics, ErrorBody, OrdersPage
 
 ANALYTICS_PATH = "/api/analytics"
@@ -30,12 +32,14 @@ router = APIRouter(tags=list(TAGS), responses=UNAVAILABLE)
 Limit = Annotated[int, Query(ge=1, le=100, description="how many, newest first")]
 
 
-async def analytics(request: Request) -> Response:
+async def analytics(scope: Scope, _receive: Receive, send: Send) -> None:
     """Totals over all orders, by country, by status, per minute, and the latest orders."""
-    api_key = settings_of(request).api_key
+    connection = HTTPConnection(scope)
+    api_key = settings_of(connection).api_key
     if api_key is not None:
-        check_api_key(api_key, request.headers.get(API_KEY_HEADER))
-    return Response(feed_of(request).current().body, media_type="application/json")
+        check_api_key(api_key, connection.headers.get(API_KEY_HEADER))
+    snapshot = feed_of(connection).current()
+    await send_json(scope, send, snapshot.body, snapshot.body_gzip)
 
 
 ANALYTICS = PlainRoute(
