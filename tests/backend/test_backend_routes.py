@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from orderpipeline.backend.api.plain import accepts_gzip
+from orderpipeline.backend.api.ready import accepts_gzip
 from orderpipeline.backend.core.config import BackendSettings
 from orderpipeline.backend.feed import AnalyticsFeed
 from orderpipeline.backend.main import create_app

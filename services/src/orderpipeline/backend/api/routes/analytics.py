@@ -20,7 +20,8 @@ from orderpipeline.backend.api.deps import (
     feed_of,
     settings_of,
 )
-from orderpipeline.backend.api.plain import PlainRoute, send_json
+from orderpipeline.backend.api.plain import PlainRoute
+from orderpipeline.backend.api.ready import send_json
 from orderpipeline.backend.schemas import AlertsPage, Analytics, ErrorBody, OrdersPage
 
 ANALYTICS_PATH = "/api/analytics"
