@@ -5,7 +5,7 @@ connection per request (bench/baseline/backend_baseline.py).
 Both servers run as their own processes against the same gocaves data (aggregates of a few
 thousand orders written with the analytics store). The requests are the dashboard's polls as
 a browser sends them (Accept-Encoding: gzip, ...): the targets apply to those; the same load
-without Accept-Encoding (the body uncompressed, 5x larger) is reported beside them. The load
+without Accept-Encoding (the body uncompressed, 8x larger) is reported beside them. The load
 generator is a separate process
 (asyncio + uvloop over raw HTTP/1.1 sockets, so that the client costs little CPU) which
 keeps 100 requests in flight for a fixed duration and records every latency.
@@ -256,7 +256,7 @@ def measure(env: BenchEnv, quick: bool) -> list[Figure]:
             ">= 25000 and >= 20x baseline",
             lambda value, base: base is not None and value >= max(25_000, 20 * base),
         ),
-        # Reported: clients that do not accept gzip get the 5x larger body.
+        # Reported: clients that do not accept gzip get the 8x larger body.
         summarize(
             "backend /api/analytics p99, no Accept-Encoding",
             "ms",
