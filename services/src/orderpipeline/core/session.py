@@ -134,25 +134,18 @@ class KafkaSession:
             watch.restart()  # before the hooks, which may pause what they were given
             hooks.on_assign(partitions)
 
-        def revoked(partitions: list[TopicPartition]) -> None:
-            hooks.on_revoke(partitions)
-            watch.on_revoke(_keys(partitions))
-
-        def lost(partitions: list[TopicPartition]) -> None:
-            hooks.on_lost(partitions)
-            watch.on_revoke(_keys(partitions))
-
         self.consumer.subscribe(
             topics,
             on_assign=lambda _consumer, partitions: assigned(partitions),
-            on_revoke=lambda _consumer, partitions: revoked(partitions),
-            on_lost=lambda _consumer, partitions: lost(partitions),
+            on_revoke=lambda _consumer, partitions: hooks.on_revoke(partitions),
+            on_lost=lambda _consumer, partitions: hooks.on_lost(partitions),
         )
 
     def pause(self, partitions: list[TopicPartition]) -> None:
-        """Stop fetching `partitions` on purpose: their waiting messages are no stall. Every
-        pause goes through here; a `consumer.pause()` the watch never heard of would fail the
-        liveness probe after CONSUME_STALL_S."""
+        """Stop fetching `partitions` (assigned ones: librdkafka ignores the pause of any other)
+        on purpose: their waiting messages are no stall. Every pause goes through here; a
+        `consumer.pause()` the watch never heard of would fail the liveness probe after
+        CONSUME_STALL_S."""
         self.consumer.pause(partitions)
         self.consume_watch.on_pause(_keys(partitions))
 

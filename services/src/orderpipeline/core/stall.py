@@ -12,11 +12,14 @@ reason, so Kubernetes restarts the pod, and the log says why. Nothing here resta
 A broker outage is not a stall (no broker up), and neither is an idle topic (nothing waiting).
 
 Nor is a partition the application paused (analytics, while Couchbase is away or a partition's
-aggregate loads): its messages wait there by design. The statistics cannot tell: a paused
-partition keeps `desired` and its `fetch_state` ("active"), only its fetches stop. So the
+aggregate loads): its messages wait there by design. The statistics cannot tell (librdkafka
+2.16, against the test broker): a paused partition stays `desired` with `fetch_state` "active",
+and its `ls_offset` can move on while `next_offset` stays, just like a stalled one. So the
 application tells the watch (`on_pause`, `on_resume`; core/session.py does it for every pause
 and resume it makes), and a resumed partition gets its own `stall_after_s` from its resume,
-not from the last message consumed before the pause.
+not from the last message consumed before the pause. Only a resume ends a pause, here as in
+librdkafka, where a partition paused, unassigned and assigned again (a rebalance) is still
+paused.
 """
 
 from __future__ import annotations
@@ -88,13 +91,6 @@ class ConsumeWatch:
         for partition in partitions:
             self._paused.discard(partition)
             self._resumed_at[partition] = now
-
-    def on_revoke(self, partitions: Iterable[Partition]) -> None:
-        """Partitions no longer ours: a later assignment of them starts unpaused (librdkafka
-        forgets the pause of a partition it unassigns)."""
-        for partition in partitions:
-            self._paused.discard(partition)
-            self._resumed_at.pop(partition, None)
 
     def on_stats(self, stats: dict[str, Any]) -> None:
         self._waiting = waiting_messages(stats)
