@@ -26,6 +26,11 @@ the writer unsaved; this loop sends them (step 4, Kafka stays on this thread), t
 When Couchbase does not answer, the batch is rewound (seek), every partition paused and the
 loop backs off (outage.py) while it keeps polling (so the group membership stays alive).
 
+Every consume() is reported to the session's consume-stall watch (core/stall.py): messages
+waiting on partitions that are not paused, and none consumed for long, fail /healthz so the
+pod is restarted. The partitions paused for an outage, or until their aggregate is loaded,
+do not count: the session is told of every pause (partitions.py).
+
 Kafka outputs (dead letters, running totals) with `KAFKA_TRANSACTIONS` (default): a batch with
 dead letters writes them in a Kafka transaction that also commits the batch's offsets, before
 its aggregate is written; on a replay (the aggregate write never happened) a message below the
@@ -133,7 +138,7 @@ class AnalyticsConsumer:
         self.session.beat()
         consumer = self.session.consumer
         if self.outage.waiting:
-            consumer.consume(1, min(0.1, self.outage.remaining()))
+            self.session.consumed(len(consumer.consume(1, min(0.1, self.outage.remaining()))))
             return
         partitions = self.partitions
         if partitions.paused_all:
@@ -144,6 +149,7 @@ class AnalyticsConsumer:
             if self.outage.waiting:
                 return
         messages = consumer.consume(self.settings.batch_size, self.settings.batch_timeout_seconds)
+        self.session.consumed(len(messages))
         work = partitions.fresh(messages) if messages else {}
         ends = self._ends(work)
         plans = plan_batch(work, self.settings.orders_topic, self.settings.order_max_bytes)

@@ -4,7 +4,9 @@ group's committed offset.
 On assignment a partition is paused until its aggregate is loaded (`load_pending`), then it
 seeks to the aggregate's `next_offset` and resumes. A partition whose aggregate another
 owner wrote (CAS conflict), or that could not seek, is reloaded the same way. These are the
-session's Rebalance hooks for analytics.
+session's Rebalance hooks for analytics. Every pause and resume goes through the session, so
+its consume-stall watch (core/stall.py) knows the messages of a paused partition wait on
+purpose.
 """
 
 from __future__ import annotations
@@ -58,9 +60,8 @@ class Partitions:
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
         # Couchbase decides where each partition resumes: hold it until its aggregate is loaded.
-        consumer = self.session.consumer
-        consumer.assign(partitions)
-        consumer.pause(partitions)
+        self.session.consumer.assign(partitions)
+        self.session.pause(partitions)
         self.pending.update(PartitionId(tp.topic, tp.partition) for tp in partitions)
         self.log.info("partitions assigned", partitions=_names(partitions))
 
@@ -95,7 +96,7 @@ class Partitions:
                 self.pending.discard(pid)
         self.seek(pids)
         pids = [p for p in pids if p in self.owned]
-        self.session.consumer.resume(_tps(pids))
+        self.session.resume(_tps(pids))
         self.log.info(
             "partitions resumed from Couchbase",
             positions={
@@ -110,7 +111,7 @@ class Partitions:
             self.owned.pop(pid, None)
         self.pending.update(pids)
         if pids:
-            self.session.consumer.pause(_tps(pids))
+            self.session.pause(_tps(pids))
 
     def _committed_offsets(self, pids: list[PartitionId]) -> dict[PartitionId, int]:
         if not self.session.transactional:
@@ -197,12 +198,12 @@ class Partitions:
     def pause_all(self) -> None:
         assignment = self.session.consumer.assignment()
         if assignment:
-            self.session.consumer.pause(assignment)
+            self.session.pause(assignment)
         self.paused_all = True
 
     def resume_owned(self) -> None:
         # Pending partitions stay paused until their aggregate is loaded.
-        self.session.consumer.resume(_tps(self.owned))
+        self.session.resume(_tps(self.owned))
         self.paused_all = False
 
     def offsets_to_commit(self) -> dict[PartitionId, int]:

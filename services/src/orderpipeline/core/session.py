@@ -4,7 +4,10 @@ consumer (core/worker.py for fraud and payment, analytics/) runs on.
 A `KafkaSession` owns:
 - a group consumer and a producer configured by core/kafka.py (transactional with
   `KAFKA_TRANSACTIONS`), both reporting to one `ErrorWatcher`, with librdkafka's statistics
-  recorded as metrics (and handed to the consumer's own listener, if it has one);
+  recorded as metrics;
+- the consume-stall liveness signal (core/stall.py): the consumer reports each consume()
+  (`consumed`), and pauses and resumes partitions through the session (`pause`, `resume`) so
+  that a partition paused on purpose is never taken for a stalled one;
 - the producer's `Transaction` and its `ProducerRenewal` (core/transactions.py);
 - dead letters (core/deadletter.py), logged and counted the same way for every consumer;
 - the health beat every loop turn and every transactional retry makes;
@@ -17,7 +20,8 @@ batches, handlers or Couchbase.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -34,9 +38,12 @@ from orderpipeline.core.kafka import (
 from orderpipeline.core.logging import get_logger
 from orderpipeline.core.offsets import DeliveryCallback, Output
 from orderpipeline.core.runner import ServiceContext
+from orderpipeline.core.stall import ConsumeWatch, Partition
 from orderpipeline.core.transactions import ProducerRenewal, Transaction, TransactionFatal
 
-StatsListener = Callable[[dict[str, Any]], None]
+
+def _keys(partitions: Iterable[TopicPartition]) -> list[Partition]:
+    return [(tp.topic, tp.partition) for tp in partitions]
 
 
 class Rebalance(Protocol):
@@ -60,7 +67,6 @@ class KafkaSession:
         settings: KafkaSettings,
         ctx: ServiceContext,
         group_id: str,
-        on_stats: StatsListener | None = None,
         consumer_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings
@@ -69,7 +75,8 @@ class KafkaSession:
         self.log = get_logger(ctx.name)
         self.watcher = ErrorWatcher(ctx.name)
         self.transactional = settings.transactions
-        self._stats_listener = on_stats
+        self.consume_watch = ConsumeWatch()
+        self._stalled: str | None = None
         self.producer = self._new_producer()
         self.consumer = Consumer(
             consumer_config(
@@ -108,8 +115,7 @@ class KafkaSession:
 
     def _on_stats(self, stats_json: str) -> None:
         self.ctx.metrics.record_librdkafka_stats(stats_json)
-        if self._stats_listener is not None:
-            self._stats_listener(json.loads(stats_json))
+        self.consume_watch.on_stats(json.loads(stats_json))
 
     def renew_producer(self, reason: str) -> None:
         """A fresh producer, transaction and dead-letter sender (ProducerRenewal: raises
@@ -122,12 +128,30 @@ class KafkaSession:
         self.txn = self._transaction()
 
     def subscribe(self, topics: list[str], hooks: Rebalance) -> None:
+        watch = self.consume_watch
+
+        def assigned(partitions: list[TopicPartition]) -> None:
+            watch.restart()  # before the hooks, which may pause what they were given
+            hooks.on_assign(partitions)
+
         self.consumer.subscribe(
             topics,
-            on_assign=lambda _consumer, partitions: hooks.on_assign(partitions),
+            on_assign=lambda _consumer, partitions: assigned(partitions),
             on_revoke=lambda _consumer, partitions: hooks.on_revoke(partitions),
             on_lost=lambda _consumer, partitions: hooks.on_lost(partitions),
         )
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """Stop fetching `partitions` (assigned ones: librdkafka ignores the pause of any other)
+        on purpose: their waiting messages are no stall. Every pause goes through here; a
+        `consumer.pause()` the watch never heard of would fail the liveness probe after
+        CONSUME_STALL_S."""
+        self.consumer.pause(partitions)
+        self.consume_watch.on_pause(_keys(partitions))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.consumer.resume(partitions)
+        self.consume_watch.on_resume(_keys(partitions))
 
     def close(self) -> None:
         """Deliver what the producer holds, leave the group, close both clients."""
@@ -145,6 +169,25 @@ class KafkaSession:
         (wrong credentials surface only through error_cb, also while a call is retried)."""
         self.ctx.health.beat()
         self.watcher.raise_if_fatal()
+
+    def consumed(self, count: int) -> None:
+        """What one consume() call returned (`count` messages, 0 too): report a consumer that
+        turns but gets nothing while messages wait (core/stall.py) to the liveness probe, and
+        its end."""
+        watch = self.consume_watch
+        watch.consumed(count)
+        stalled = watch.stalled(time.monotonic())
+        if stalled == self._stalled:
+            return
+        # The reason changes every second (it says for how long): logged and counted once
+        # per stall, while the probe always answers with the latest.
+        if self._stalled is None:
+            self.log.error("consuming stalled, failing the liveness probe", reason=stalled)
+            self.ctx.metrics.error("consume_stalled")
+        elif stalled is None:
+            self.log.info("consuming again")
+        self._stalled = stalled
+        self.ctx.health.set_stalled(stalled)
 
     def consume_error(self, err: KafkaError) -> None:
         """An error consume() returned in place of a message: counted, and raised if fatal."""

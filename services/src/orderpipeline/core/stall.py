@@ -10,25 +10,42 @@ markers are behind the fetcher, not ahead of it). Messages waiting while none ha
 consumed for `stall_after_s`, with a broker up, is a stall: /healthz then answers 503 with the
 reason, so Kubernetes restarts the pod, and the log says why. Nothing here restarts anything.
 A broker outage is not a stall (no broker up), and neither is an idle topic (nothing waiting).
+
+Nor is a partition the application paused (analytics, while Couchbase is away or a partition's
+aggregate loads): its messages wait there by design. The statistics cannot tell (librdkafka
+2.16, against the test broker): a paused partition stays `desired` with `fetch_state` "active",
+and its `ls_offset` can move on while `next_offset` stays, just like a stalled one. So the
+application tells the watch (`on_pause`, `on_resume`; core/session.py does it for every pause
+and resume it makes), and a resumed partition gets its own `stall_after_s` from its resume,
+not from the last message consumed before the pause. Only a resume ends a pause, here as in
+librdkafka, where a partition paused, unassigned and assigned again (a rebalance) is still
+paused.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 # librdkafka's "no offset" (RD_KAFKA_OFFSET_INVALID).
 NO_OFFSET = -1001
 
+# Messages waiting on assigned partitions and none consumed for this long: /healthz fails.
+CONSUME_STALL_S = 120.0
 
-def waiting_messages(stats: dict[str, Any]) -> int | None:
-    """Messages between the fetchers of the assigned partitions and their stable ends, from one
+# A partition as the statistics name it: (topic, partition).
+Partition = tuple[str, int]
+
+
+def waiting_messages(stats: dict[str, Any]) -> dict[Partition, int] | None:
+    """Per assigned partition, the messages between its fetcher and its stable end, from one
     librdkafka statistics object; None when no broker is up (an outage, not a stall)."""
     brokers = stats.get("brokers", {}).values()
     if not any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers):
         return None
-    waiting = 0
-    for topic in stats.get("topics", {}).values():
+    waiting: dict[Partition, int] = {}
+    for name, topic in stats.get("topics", {}).items():
         for partition, p in topic.get("partitions", {}).items():
             if partition == "-1" or not p.get("desired"):
                 continue
@@ -38,18 +55,21 @@ def waiting_messages(stats: dict[str, Any]) -> int | None:
             position = int(p.get("next_offset", NO_OFFSET))
             if position < 0:  # the fetcher never started: from the committed offset, or 0
                 position = max(int(p.get("committed_offset", NO_OFFSET)), 0)
-            waiting += max(0, end - position)
+            waiting[(name, int(partition))] = max(0, end - position)
     return waiting
 
 
 class ConsumeWatch:
-    """Fed with each consume() result and each statistics object; `stalled()` gives the reason
-    once messages have been waiting with nothing consumed for `stall_after_s`."""
+    """Fed with each consume() result, each statistics object and each pause and resume of the
+    application; `stalled()` gives the reason once messages have been waiting on partitions
+    that are not paused with nothing consumed for `stall_after_s`."""
 
-    def __init__(self, stall_after_s: float) -> None:
+    def __init__(self, stall_after_s: float = CONSUME_STALL_S) -> None:
         self.stall_after_s = stall_after_s
         self._last_consumed = time.monotonic()
-        self._waiting: int | None = 0
+        self._waiting: dict[Partition, int] | None = {}
+        self._paused: set[Partition] = set()
+        self._resumed_at: dict[Partition, float] = {}
 
     def consumed(self, count: int) -> None:
         if count:
@@ -58,16 +78,36 @@ class ConsumeWatch:
     def restart(self) -> None:
         """A new assignment: its partitions get their own `stall_after_s`."""
         self._last_consumed = time.monotonic()
-        self._waiting = 0
+        self._waiting = {}
+        self._resumed_at.clear()
+
+    def on_pause(self, partitions: Iterable[Partition]) -> None:
+        self._paused.update(partitions)
+
+    def on_resume(self, partitions: Iterable[Partition]) -> None:
+        # A partition paused for long would be a stall the moment it is resumed, before its
+        # first fetch could return anything: its delay starts now.
+        now = time.monotonic()
+        for partition in partitions:
+            self._paused.discard(partition)
+            self._resumed_at[partition] = now
 
     def on_stats(self, stats: dict[str, Any]) -> None:
         self._waiting = waiting_messages(stats)
 
     def stalled(self, now: float) -> str | None:
-        idle = now - self._last_consumed
-        if not self._waiting or idle < self.stall_after_s:
+        if not self._waiting:
+            return None
+        waiting = 0
+        for partition, count in self._waiting.items():
+            if not count or partition in self._paused:
+                continue
+            since = max(self._last_consumed, self._resumed_at.get(partition, self._last_consumed))
+            if now - since >= self.stall_after_s:
+                waiting += count
+        if not waiting:
             return None
         return (
-            f"{self._waiting} messages waiting on the assigned partitions, "
-            f"none consumed for {idle:.0f} s"
+            f"{waiting} messages waiting on the assigned partitions, "
+            f"none consumed for {now - self._last_consumed:.0f} s"
         )

@@ -33,7 +33,6 @@ from orderpipeline.core.offsets import Batch, DeliveryCallback, OffsetTracker, O
 from orderpipeline.core.order import InvalidMessage, Order, parse_order
 from orderpipeline.core.runner import ServiceContext
 from orderpipeline.core.session import KafkaSession
-from orderpipeline.core.stall import ConsumeWatch
 from orderpipeline.core.transactions import (
     Transaction,
     TransactionAborted,
@@ -42,8 +41,6 @@ from orderpipeline.core.transactions import (
 )
 
 MAX_BATCH = 1000
-# Messages waiting on assigned partitions and none consumed for this long: /healthz fails.
-CONSUME_STALL_S = 120.0
 
 
 class Emit(Protocol):
@@ -119,8 +116,7 @@ class ConsumerWorker:
         self.log = get_logger(ctx.name)
         self.tracker = OffsetTracker()
         self.transactional = settings.transactions
-        self.consume_watch = ConsumeWatch(CONSUME_STALL_S)
-        self.session = KafkaSession(settings, ctx, group_id, on_stats=self.consume_watch.on_stats)
+        self.session = KafkaSession(settings, ctx, group_id)
         self._max_bytes = settings.order_max_bytes
         self._assigned: list[TopicPartition] = []
         self._txn_interval_s = settings.transaction_interval_ms / 1000.0
@@ -130,7 +126,6 @@ class ConsumerWorker:
         self._txn_batches: list[Batch] = []
         self._txn_messages = 0
         self._counters: dict[str, DeliveryCallback] = {}
-        self._stalled: str | None = None
 
     # The session's clients, looked up on every use: a renewal replaces them.
     @property
@@ -275,24 +270,11 @@ class ConsumerWorker:
             self.producer.poll(timeout)
         if messages:
             self._process(messages)
-        self._check_consuming(len(messages))
+        # Messages waiting and none consumed for long fails the liveness probe (core/stall.py).
+        self.session.consumed(len(messages))
         self.scheduler.tick(time.monotonic(), self.emit)
         self.producer.poll(0)
         self._store()
-
-    def _check_consuming(self, count: int) -> None:
-        """Report a consumer that turns but gets nothing while messages wait (stall.py)."""
-        watch = self.consume_watch
-        watch.consumed(count)
-        stalled = watch.stalled(time.monotonic())
-        if stalled != self._stalled:
-            if stalled is not None:
-                self.log.error("consuming stalled, failing the liveness probe", reason=stalled)
-                self.ctx.metrics.error("consume_stalled")
-            else:
-                self.log.info("consuming again")
-            self._stalled = stalled
-            self.ctx.health.set_stalled(stalled)
 
     def _timeout(self) -> float:
         due = self.scheduler.next_due()
@@ -415,7 +397,6 @@ class ConsumerWorker:
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
         self._assigned = list(partitions)
-        self.consume_watch.restart()
         self.log.info("partitions assigned", partitions=[p.partition for p in partitions])
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
